@@ -1,0 +1,140 @@
+"""``modelcore serve / validate / plugins / models``: errors are one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from modelcore.errors import ModelcoreError
+
+log = logging.getLogger("modelcore")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        result: int = args.func(args)
+        return result
+    except ModelcoreError as exc:
+        print(f"error: {exc.message}" + (f" ({exc.cause})" if exc.cause else ""), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelcore", description=__doc__)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve every API in a spec")
+    serve.add_argument("spec")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    validate = sub.add_parser("validate", help="check a spec (and that its models are in the store)")
+    validate.add_argument("spec")
+    validate.add_argument("--no-store", action="store_true", help="do not look into the store")
+    validate.set_defaults(func=cmd_validate)
+
+    plugins = sub.add_parser("plugins", help="list installed plugins and their backends")
+    plugins.add_argument("--json", action="store_true")
+    plugins.set_defaults(func=cmd_plugins)
+
+    models = sub.add_parser("models", help="list the models and versions in a store")
+    models.add_argument("store")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from modelcore.plugins import plugin_manager
+    from modelcore.server import create_app
+    from modelcore.spec import load_spec
+
+    loaded = load_spec(args.spec)
+    app = create_app(loaded, pm=plugin_manager())
+    host = args.host or loaded.spec.server.host
+    port = args.port if args.port is not None else loaded.spec.server.port
+    names = ", ".join(a.name for a in loaded.spec.apis)
+    print(f"modelcore: serving {names} on http://{host}:{port} (spec {args.spec})", flush=True)
+    web.run_app(app, host=host, port=port, print=None, access_log=None,
+                handle_signals=True, shutdown_timeout=30)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from modelcore.plugins import plugin_manager
+    from modelcore.spec import load_spec
+    from modelcore.store import ModelStore
+    from modelcore.validate import check_spec
+
+    loaded = load_spec(args.spec)
+    store = None if args.no_store else ModelStore(loaded.store_url, loaded.spec.storage_options)
+    check_spec(loaded, plugin_manager(), store)
+    print(f"{args.spec}: ok ({len(loaded.spec.apis)} APIs)")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from modelcore.plugins import plugin_manager
+
+    pm = plugin_manager()
+    rows = [vars(s) for s in sorted(pm.statuses.values(), key=lambda s: s.name)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    _table(rows, ["name", "distribution", "version", "backends", "status", "error"])
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from modelcore.store import ModelStore
+
+    store = ModelStore(args.store)
+    rows: list[dict[str, Any]] = []
+    for name in store.list_models():
+        complete = set(store.list_versions(name))
+        for version in store.list_versions(name, complete_only=False):
+            if version in complete:
+                m = store.read_manifest(name, version)
+                rows.append({"model": name, "version": version, "backend": m.backend,
+                             "created": m.created.isoformat(), "format": m.format or "",
+                             "state": "complete"})
+            else:
+                rows.append({"model": name, "version": version, "backend": "", "created": "",
+                             "format": "", "state": "no manifest"})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif rows:
+        _table(rows, ["model", "version", "backend", "format", "created", "state"])
+    else:
+        print(f"no models in {store.url}")
+    return 0
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    def cell(value: Any) -> str:
+        if isinstance(value, list):
+            return ",".join(map(str, value)) or "-"
+        return "-" if value in (None, "") else str(value)
+
+    widths = {c: max(len(c), *(len(cell(r.get(c))) for r in rows)) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        print("  ".join(cell(row.get(c)).ljust(widths[c]) for c in columns).rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""One loaded model version, and the states a version goes through."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from modelcore.errors import ModelcoreError, PredictionError
+
+if TYPE_CHECKING:
+    from modelcore.manifest import Manifest
+    from modelcore.plugins import Backend
+
+log = logging.getLogger(__name__)
+
+
+class VersionState(str, enum.Enum):
+    AVAILABLE = "available"  # in the store, not loaded
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+    UNLOADED = "unloaded"
+
+
+@dataclass
+class VersionStatus:
+    """What ``GET /v2/models/<name>`` reports for one version."""
+
+    version: int
+    state: VersionState = VersionState.AVAILABLE
+    error: str | None = None
+    since: float = 0.0
+    load_seconds: float | None = None
+
+    def set(self, state: VersionState, error: str | None = None) -> None:
+        self.state = state
+        self.error = error
+        self.since = time.time()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "state": self.state.value,
+            "error": self.error,
+            "since": self.since,
+            "load_seconds": self.load_seconds,
+        }
+
+
+class LoadedVersion:
+    """A live model version: the backend, the object it loaded, and who is using it.
+
+    ``inflight`` and ``retired`` are touched only on the event loop; the
+    version is unloaded once it is retired and its last request has finished.
+    """
+
+    __slots__ = ("backend", "inflight", "manifest", "model", "name", "retired", "unloaded", "version")
+
+    def __init__(self, name: str, version: int, backend: Backend, model: Any,
+                 manifest: Manifest | None):
+        self.name = name
+        self.version = version
+        self.backend = backend
+        self.model = model
+        self.manifest = manifest
+        self.inflight = 0
+        self.retired = False
+        self.unloaded = False
+
+    def __repr__(self) -> str:
+        return f"<LoadedVersion {self.name} v{self.version} ({self.backend.name})>"
+
+    def predict(self, inputs: list[Any]) -> list[Any]:
+        """Run the backend on a batch and check the list-in/list-out contract (blocking)."""
+        try:
+            outputs = self.backend.predict(self.model, inputs)
+        except ModelcoreError:
+            raise
+        except Exception as exc:
+            log.warning("%s v%s raised %s: %s", self.name, self.version, type(exc).__name__, exc)
+            raise PredictionError(
+                f"model {self.name} v{self.version} raised {type(exc).__name__}: {exc}",
+                cause=type(exc).__name__,
+            ) from exc
+        return check_outputs(self.name, self.version, inputs, outputs)
+
+    def unload(self) -> None:
+        if self.unloaded:
+            return
+        self.unloaded = True
+        try:
+            self.backend.unload(self.model)
+        except Exception:
+            log.exception("unloading %s v%s failed", self.name, self.version)
+        self.model = None
+
+
+def check_outputs(name: str, version: int, inputs: Sequence[Any], outputs: Any) -> list[Any]:
+    if isinstance(outputs, np.ndarray):
+        outputs = list(outputs) if outputs.ndim else [outputs]
+    elif isinstance(outputs, tuple):
+        outputs = list(outputs)
+    if not isinstance(outputs, list):
+        raise PredictionError(
+            f"model {name} v{version} returned {type(outputs).__name__}; "
+            "a predict function must return a list as long as its inputs"
+        )
+    if len(outputs) != len(inputs):
+        raise PredictionError(
+            f"model {name} v{version} returned {len(outputs)} outputs for {len(inputs)} inputs; "
+            "a predict function must return one output per input"
+        )
+    return outputs

@@ -1,0 +1,225 @@
+"""The API spec: YAML checked by strict pydantic models, errors reported by file and line.
+
+A bad spec never becomes a traceback: every problem is rendered as
+``specs/api.yaml:12: apis.0.batching.max_batch_size: must be > 0``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from modelcore.errors import SpecError
+from modelcore.store.layout import is_model_name
+
+_ROUTE = re.compile(r"^/[A-Za-z0-9_.\-/]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSpec(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    max_body_bytes: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024
+    """Requests with a larger body answer 413."""
+
+
+class ApiSpec(_Strict):
+    name: str
+    """The API's name; its route is ``POST /<name>/predict`` unless ``route`` says otherwise."""
+    route: str | None = None
+    model: str
+    """A model in the store."""
+    version: Literal["latest"] | Annotated[int, Field(gt=0)] = "latest"
+    backend: str | None = None
+    """Backend for version folders without a manifest (a bare ``model.onnx``)."""
+    input_type: str = "doubles"
+    default_output: Any = None
+    """Answered with ``"default": true`` when no model can answer."""
+    device: str = "cpu"
+    threads: Annotated[int, Field(gt=0, le=256)] = 2
+    """Threads predicting for this API's model at once."""
+
+    @field_validator("name", "model")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not is_model_name(value):
+            raise ValueError("use letters, digits, '_', '.', '-', starting with a letter or digit")
+        return value
+
+    @field_validator("route")
+    @classmethod
+    def _route(cls, value: str | None) -> str | None:
+        if value is not None and (not _ROUTE.match(value) or "//" in value or "/../" in value + "/"):
+            raise ValueError("a route is a path such as /add1/predict")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.match(r"^(cpu|auto|cuda(:[0-9]+)?)$", value):
+            raise ValueError("device is cpu, auto, cuda or cuda:N")
+        return value
+
+    @property
+    def predict_route(self) -> str:
+        return self.route or f"/{self.name}/predict"
+
+
+class Spec(_Strict):
+    store: str
+    """A path (relative to the spec file) or an fsspec URL such as ``s3://bucket/models``."""
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    server: ServerSpec = Field(default_factory=ServerSpec)
+    apis: Annotated[list[ApiSpec], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Spec:
+        seen: dict[str, int] = {}
+        routes: dict[str, int] = {}
+        for i, api in enumerate(self.apis):
+            if api.name in seen:
+                raise _LocatedError(("apis", i, "name"), f"duplicate API name {api.name!r} (see apis.{seen[api.name]})")
+            seen[api.name] = i
+            if api.predict_route in routes:
+                raise _LocatedError(("apis", i, "route"),
+                                    f"route {api.predict_route} is used by apis.{routes[api.predict_route]} too")
+            routes[api.predict_route] = i
+        return self
+
+
+class _LocatedError(ValueError):
+    """A cross-field error that knows which field it belongs to."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str):
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+class LoadedSpec:
+    """A validated spec with where it came from, so later checks can point at lines."""
+
+    def __init__(self, spec: Spec, source: str, lines: dict[tuple[str | int, ...], int]):
+        self.spec = spec
+        self.source = source
+        self.lines = lines
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.source).resolve().parent if self.source != "<string>" else Path.cwd()
+
+    @property
+    def store_url(self) -> str:
+        store = self.spec.store
+        if "://" in store or os.path.isabs(store):
+            return store
+        return str((self.base_dir / store).resolve())
+
+    def error(self, loc: tuple[str | int, ...], message: str) -> str:
+        """Render one problem as ``file:line: loc: message``."""
+        return f"{self.source}:{_line_for(self.lines, loc)}: {_dotted(loc)}: {message}"
+
+
+def load_spec(path: str | os.PathLike[str]) -> LoadedSpec:
+    """Read and validate a spec file; raise :class:`SpecError` listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SpecError(f"{source}: cannot read spec: {exc.strerror or exc}") from None
+    return parse_spec(text, source)
+
+
+def parse_spec(text: str, source: str = "<string>") -> LoadedSpec:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{source}:{line}: invalid YAML: {problem}") from None
+    lines: dict[tuple[str | int, ...], int] = {}
+    if node is not None:
+        _collect_lines(node, (), lines)
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}:1: the spec must be a mapping with store, server and apis")
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError("\n".join(_render(exc, source, lines))) from None
+    return LoadedSpec(spec, source, lines)
+
+
+def _render(exc: ValidationError, source: str, lines: dict[tuple[str | int, ...], int]) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc: tuple[str | int, ...] = tuple(err["loc"])
+        message = err["msg"]
+        ctx_error = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _LocatedError):
+            loc, message = loc + ctx_error.loc, ctx_error.message
+        elif err["type"] == "extra_forbidden":
+            message = f"unknown field{_allowed(loc)}"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        out.append(f"{source}:{_line_for(lines, loc)}: {_dotted(loc)}: {message}")
+    return out
+
+
+def _allowed(loc: tuple[str | int, ...]) -> str:
+    model: type[BaseModel] | None = Spec
+    for part in loc[:-1]:
+        if model is None:
+            return ""
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return ""
+        model = _model_of(field.annotation)
+    if model is None:
+        return ""
+    return " (allowed: " + ", ".join(model.model_fields) + ")"
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _collect_lines(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            sub = (*path, str(key.value))
+            lines[sub] = key.start_mark.line + 1
+            _collect_lines(value, sub, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _collect_lines(item, (*path, i), lines)
+
+
+def _line_for(lines: dict[tuple[str | int, ...], int], loc: tuple[str | int, ...]) -> int:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return 1
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(spec)"
