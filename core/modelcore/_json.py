@@ -37,6 +37,6 @@ except ImportError:  # pragma: no cover - exercised where orjson is absent
     def dumps(obj: Any) -> bytes:
         return json.dumps(obj, default=_default, separators=(",", ":"), allow_nan=False).encode()
 
-    loads = json.loads
+    loads = json.loads  # type: ignore[assignment]
     JSONDecodeError = json.JSONDecodeError
     CODEC = "json"

@@ -17,8 +17,10 @@ log = logging.getLogger("modelcore")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         result: int = args.func(args)
         return result
@@ -31,7 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelcore", description=__doc__)
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve every API in a spec")
@@ -40,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.set_defaults(func=cmd_serve)
 
-    validate = sub.add_parser("validate", help="check a spec (and that its models are in the store)")
+    validate = sub.add_parser(
+        "validate", help="check a spec (and that its models are in the store)"
+    )
     validate.add_argument("spec")
     validate.add_argument("--no-store", action="store_true", help="do not look into the store")
     validate.set_defaults(func=cmd_validate)
@@ -69,8 +75,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else loaded.spec.server.port
     names = ", ".join(a.name for a in loaded.spec.apis)
     print(f"modelcore: serving {names} on http://{host}:{port} (spec {args.spec})", flush=True)
-    web.run_app(app, host=host, port=port, print=None, access_log=None,
-                handle_signals=True, shutdown_timeout=30)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        handle_signals=True,
+        shutdown_timeout=30,
+    )
     return 0
 
 
@@ -109,12 +122,27 @@ def cmd_models(args: argparse.Namespace) -> int:
         for version in store.list_versions(name, complete_only=False):
             if version in complete:
                 m = store.read_manifest(name, version)
-                rows.append({"model": name, "version": version, "backend": m.backend,
-                             "created": m.created.isoformat(), "format": m.format or "",
-                             "state": "complete"})
+                rows.append(
+                    {
+                        "model": name,
+                        "version": version,
+                        "backend": m.backend,
+                        "created": m.created.isoformat(),
+                        "format": m.format or "",
+                        "state": "complete",
+                    }
+                )
             else:
-                rows.append({"model": name, "version": version, "backend": "", "created": "",
-                             "format": "", "state": "no manifest"})
+                rows.append(
+                    {
+                        "model": name,
+                        "version": version,
+                        "backend": "",
+                        "created": "",
+                        "format": "",
+                        "state": "no manifest",
+                    }
+                )
     if args.json:
         print(json.dumps(rows, indent=2))
     elif rows:

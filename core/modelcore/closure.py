@@ -82,10 +82,12 @@ def load_function(directory: str | Path, manifest: Manifest | None = None) -> Ca
             cause=str(exc),
         ) from exc
     except Exception as exc:
-        raise StoreError(f"{path}: cannot unpickle the function", cause=f"{type(exc).__name__}: {exc}") from exc
+        raise StoreError(
+            f"{path}: cannot unpickle the function", cause=f"{type(exc).__name__}: {exc}"
+        ) from exc
     if not callable(func):
         raise StoreError(f"{path}: the pickled object is a {type(func).__name__}, not a function")
-    return func  # type: ignore[no-any-return]
+    return func
 
 
 def _minor(version: str) -> str:

@@ -96,9 +96,17 @@ def deploy_python_closure(
     Everything ``func`` closes over is saved with cloudpickle; modules it
     imports must be installed where it is served (``pkgs_to_install``).
     """
-    return deploy(store, name, func, backend=PYTHON_CLOSURE, version=version,
-                  input_type=input_type, pkgs_to_install=pkgs_to_install, metadata=metadata,
-                  storage_options=storage_options)
+    return deploy(
+        store,
+        name,
+        func,
+        backend=PYTHON_CLOSURE,
+        version=version,
+        input_type=input_type,
+        pkgs_to_install=pkgs_to_install,
+        metadata=metadata,
+        storage_options=storage_options,
+    )
 
 
 def _dist_version(dist: str) -> str | None:

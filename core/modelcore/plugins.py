@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
@@ -77,7 +77,7 @@ class ModelcorePluginManager(pluggy.PluginManager):
             ) from None
 
     def claim(self, model: Any) -> str | None:
-        return self.hook.modelcore_claim(model=model)  # type: ignore[no-any-return]
+        return self.hook.modelcore_claim(model=model)
 
     def input_types(self) -> dict[str, InputType]:
         types: dict[str, InputType] = {}
@@ -101,16 +101,20 @@ class ModelcorePluginManager(pluggy.PluginManager):
         # Registration order: a plugin registered later overrides a backend of the same name.
         for impl in self.hook.modelcore_backends.get_hookimpls():
             try:
-                infos = impl.function()
+                infos = cast("list[BackendInfo | str]", impl.function() or [])
             except Exception as exc:  # a broken plugin must not break the others
                 log.error("plugin %s: modelcore_backends() failed: %s", impl.plugin_name, exc)
                 continue
-            for info in infos or []:
+            for info in infos:
                 if isinstance(info, str):
                     info = BackendInfo(name=info)
                 if info.name in owners:
-                    log.warning("backend %r of %s overrides the one of %s", info.name,
-                                impl.plugin_name, self.get_name(owners[info.name][0]))
+                    log.warning(
+                        "backend %r of %s overrides the one of %s",
+                        info.name,
+                        impl.plugin_name,
+                        self.get_name(owners[info.name][0]),
+                    )
                 owners[info.name] = (impl.plugin, info)
         backend_plugins = {id(p): p for p, _ in owners.values()}
         result = {}
@@ -127,8 +131,13 @@ class Backend:
     plugin (plus any non-backend plugins, so hook wrappers still apply).
     """
 
-    def __init__(self, pm: ModelcorePluginManager, info: BackendInfo, plugin: Any,
-                 other_backend_plugins: Iterable[Any]):
+    def __init__(
+        self,
+        pm: ModelcorePluginManager,
+        info: BackendInfo,
+        plugin: Any,
+        other_backend_plugins: Iterable[Any],
+    ):
         self.info = info
         self.name = info.name
         self.plugin_name = pm.get_name(plugin) or repr(plugin)
@@ -142,25 +151,29 @@ class Backend:
     def __repr__(self) -> str:
         return f"<Backend {self.name} from {self.plugin_name}>"
 
-    def save(self, directory: Path, model: Any, func: Callable[..., Any] | None,
-             options: dict[str, Any]) -> SaveResult:
-        result = self._save(backend=self.name, directory=directory, model=model, func=func,
-                            options=options)
+    def save(
+        self, directory: Path, model: Any, func: Callable[..., Any] | None, options: dict[str, Any]
+    ) -> SaveResult:
+        result = self._save(
+            backend=self.name, directory=directory, model=model, func=func, options=options
+        )
         if result is None:
             raise PluginError(f"backend {self.name!r} ({self.plugin_name}) does not implement save")
         if isinstance(result, dict):
             result = SaveResult(**result)
-        return result  # type: ignore[no-any-return]
+        return result
 
     def load(self, directory: Path, manifest: Manifest | None, device: str = "cpu") -> Any:
         model = self._load(backend=self.name, directory=directory, manifest=manifest, device=device)
         if model is None:
-            raise PluginError(f"backend {self.name!r} ({self.plugin_name}) returned nothing from load")
+            raise PluginError(
+                f"backend {self.name!r} ({self.plugin_name}) returned nothing from load"
+            )
         return model
 
     def predict(self, model: Any, inputs: list[Any]) -> list[Any]:
         """Predict a batch; the caller checks that a list as long as ``inputs`` came back."""
-        return self._predict(backend=self.name, model=model, inputs=inputs)  # type: ignore[no-any-return]
+        return self._predict(backend=self.name, model=model, inputs=inputs)
 
     def place(self, model: Any, device: str) -> Any:
         placed = self._place(backend=self.name, model=model, device=device)
@@ -211,15 +224,20 @@ def get_plugin_manager(
             if short in blocked:
                 continue
             pm.register(importlib.import_module(modname), name=short)
-            pm.statuses[short] = PluginStatus(name=short, distribution="modelcore",
-                                              version=_version("modelcore"), status="builtin")
+            pm.statuses[short] = PluginStatus(
+                name=short,
+                distribution="modelcore",
+                version=_version("modelcore"),
+                status="builtin",
+            )
     if entry_points:
         for ep in md.entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in blocked or pm.has_plugin(ep.name):
                 continue
             dist = ep.dist.name if ep.dist else None
-            status = PluginStatus(name=ep.name, distribution=dist,
-                                  version=ep.dist.version if ep.dist else None)
+            status = PluginStatus(
+                name=ep.name, distribution=dist, version=ep.dist.version if ep.dist else None
+            )
             pm.statuses[ep.name] = status
             try:
                 plugin = ep.load()
@@ -229,15 +247,17 @@ def get_plugin_manager(
                 status.error = f"{type(exc).__name__}: {exc}"
                 log.error("plugin %s (%s) failed to load: %s", ep.name, dist, status.error)
     for plugin in extra:
-        name = pm.register(plugin)
-        if name:
-            pm.statuses[name] = PluginStatus(name=name, status="ok")
+        registered = pm.register(plugin)
+        if registered:
+            pm.statuses[registered] = PluginStatus(name=registered, status="ok")
     _check_pending(pm)
     for name, status in pm.statuses.items():
         plugin = pm.get_plugin(name)
         if plugin is None or status.status == "broken":
             continue
-        status.backends = [b.name for b in pm.backends().values() if pm.get_name(plugin) == b.plugin_name]
+        status.backends = [
+            b.name for b in pm.backends().values() if pm.get_name(plugin) == b.plugin_name
+        ]
     return pm
 
 

@@ -57,7 +57,9 @@ class ApiSpec(_Strict):
     @field_validator("route")
     @classmethod
     def _route(cls, value: str | None) -> str | None:
-        if value is not None and (not _ROUTE.match(value) or "//" in value or "/../" in value + "/"):
+        if value is not None and (
+            not _ROUTE.match(value) or "//" in value or "/../" in value + "/"
+        ):
             raise ValueError("a route is a path such as /add1/predict")
         return value
 
@@ -86,11 +88,16 @@ class Spec(_Strict):
         routes: dict[str, int] = {}
         for i, api in enumerate(self.apis):
             if api.name in seen:
-                raise _LocatedError(("apis", i, "name"), f"duplicate API name {api.name!r} (see apis.{seen[api.name]})")
+                raise _LocatedError(
+                    ("apis", i, "name"),
+                    f"duplicate API name {api.name!r} (see apis.{seen[api.name]})",
+                )
             seen[api.name] = i
             if api.predict_route in routes:
-                raise _LocatedError(("apis", i, "route"),
-                                    f"route {api.predict_route} is used by apis.{routes[api.predict_route]} too")
+                raise _LocatedError(
+                    ("apis", i, "route"),
+                    f"route {api.predict_route} is used by apis.{routes[api.predict_route]} too",
+                )
             routes[api.predict_route] = i
         return self
 
@@ -159,7 +166,9 @@ def parse_spec(text: str, source: str = "<string>") -> LoadedSpec:
     return LoadedSpec(spec, source, lines)
 
 
-def _render(exc: ValidationError, source: str, lines: dict[tuple[str | int, ...], int]) -> list[str]:
+def _render(
+    exc: ValidationError, source: str, lines: dict[tuple[str | int, ...], int]
+) -> list[str]:
     out = []
     for err in exc.errors():
         loc: tuple[str | int, ...] = tuple(err["loc"])
@@ -170,8 +179,10 @@ def _render(exc: ValidationError, source: str, lines: dict[tuple[str | int, ...]
         elif err["type"] == "extra_forbidden":
             message = f"unknown field{_allowed(loc)}"
         elif message.startswith("Value error, "):
-            message = message[len("Value error, "):]
-        loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+            message = message[len("Value error, ") :]
+        loc = tuple(
+            p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
+        )
         out.append(f"{source}:{_line_for(lines, loc)}: {_dotted(loc)}: {message}")
     return out
 
@@ -202,7 +213,9 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _collect_lines(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> None:
+def _collect_lines(
+    node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]
+) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:

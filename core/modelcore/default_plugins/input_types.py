@@ -31,7 +31,9 @@ def _check_numbers(value: Any, integral: bool, what: str, depth: int = 0) -> Non
         if t is list:
             _check_numbers(item, integral, what, depth + 1)
             continue
-        raise BadRequest(f"expected a JSON array of {what}, found {_json_type(item)} {_short(item)}")
+        raise BadRequest(
+            f"expected a JSON array of {what}, found {_json_type(item)} {_short(item)}"
+        )
 
 
 def _numeric(name: str, dtype: type[np.generic], integral: bool) -> InputType:
@@ -44,8 +46,11 @@ def _numeric(name: str, dtype: type[np.generic], integral: bool) -> InputType:
         except (ValueError, OverflowError) as exc:
             raise BadRequest(f"input is not a rectangular array of {name}: {exc}") from None
 
-    return InputType(name=name, decode=decode,
-                     description=f"a JSON array of {what}, given to the model as numpy {np.dtype(dtype).name}")
+    return InputType(
+        name=name,
+        decode=decode,
+        description=f"a JSON array of {what}, given to the model as numpy {np.dtype(dtype).name}",
+    )
 
 
 def _decode_bytes(value: Any) -> bytes:

@@ -60,10 +60,20 @@ class LoadedVersion:
     version is unloaded once it is retired and its last request has finished.
     """
 
-    __slots__ = ("backend", "inflight", "manifest", "model", "name", "retired", "unloaded", "version")
+    __slots__ = (
+        "backend",
+        "inflight",
+        "manifest",
+        "model",
+        "name",
+        "retired",
+        "unloaded",
+        "version",
+    )
 
-    def __init__(self, name: str, version: int, backend: Backend, model: Any,
-                 manifest: Manifest | None):
+    def __init__(
+        self, name: str, version: int, backend: Backend, model: Any, manifest: Manifest | None
+    ):
         self.name = name
         self.version = version
         self.backend = backend

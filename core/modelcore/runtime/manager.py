@@ -42,8 +42,9 @@ class ModelSlot:
 
     def __init__(self, config: ModelConfig):
         self.config = config
-        self.executor = ThreadPoolExecutor(max_workers=config.threads,
-                                           thread_name_prefix=f"predict-{config.name}")
+        self.executor = ThreadPoolExecutor(
+            max_workers=config.threads, thread_name_prefix=f"predict-{config.name}"
+        )
         self.loaded: dict[int, LoadedVersion] = {}
         self.loading: dict[int, asyncio.Future[LoadedVersion]] = {}
         self.status: dict[int, VersionStatus] = {}
@@ -60,8 +61,14 @@ class ModelSlot:
 class ModelManager:
     """Loads model versions from a store through their backends and runs predictions."""
 
-    def __init__(self, store: ModelStore, pm: ModelcorePluginManager, configs: Iterable[ModelConfig],
-                 *, load_threads: int = 2):
+    def __init__(
+        self,
+        store: ModelStore,
+        pm: ModelcorePluginManager,
+        configs: Iterable[ModelConfig],
+        *,
+        load_threads: int = 2,
+    ):
         self.store = store
         self.pm = pm
         self.slots = {c.name: ModelSlot(c) for c in configs}
@@ -137,7 +144,12 @@ class ModelManager:
         old, slot.latest = slot.latest, lv
         slot.error = None
         if old is not None and old is not lv:
-            log.info("model %s: v%s now serves latest (was v%s)", slot.config.name, lv.version, old.version)
+            log.info(
+                "model %s: v%s now serves latest (was v%s)",
+                slot.config.name,
+                lv.version,
+                old.version,
+            )
             if old.version not in slot.config.versions:
                 self._retire(slot, old)
 
@@ -168,29 +180,44 @@ class ModelManager:
         started = time.perf_counter()
         try:
             lv = await asyncio.get_running_loop().run_in_executor(
-                self._loader, self._load_sync, slot.config, version)
+                self._loader, self._load_sync, slot.config, version
+            )
         except Exception as exc:
-            message = exc.message if isinstance(exc, ModelcoreError) else f"{type(exc).__name__}: {exc}"
+            message = (
+                exc.message if isinstance(exc, ModelcoreError) else f"{type(exc).__name__}: {exc}"
+            )
             status.set(VersionState.FAILED, message)
             log.error("model %s v%s failed to load: %s", slot.config.name, version, message)
-            raise LoadError(f"model {slot.config.name} v{version} failed to load: {message}") from exc
+            raise LoadError(
+                f"model {slot.config.name} v{version} failed to load: {message}"
+            ) from exc
         status.load_seconds = time.perf_counter() - started
         if self._closed:
             lv.unload()
             raise LoadError("the server is shutting down")
         slot.loaded[version] = lv
         status.set(VersionState.READY)
-        log.info("model %s v%s loaded in %.2fs (%s)", slot.config.name, version,
-                 status.load_seconds, lv.backend.name)
+        log.info(
+            "model %s v%s loaded in %.2fs (%s)",
+            slot.config.name,
+            version,
+            status.load_seconds,
+            lv.backend.name,
+        )
         return lv
 
     def _load_sync(self, config: ModelConfig, version: int) -> LoadedVersion:
-        manifest = self.store.read_manifest(config.name, version) if self.store.has_manifest(
-            config.name, version) else None
+        manifest = (
+            self.store.read_manifest(config.name, version)
+            if self.store.has_manifest(config.name, version)
+            else None
+        )
         backend_name = manifest.backend if manifest else config.backend
         if backend_name is None:
-            raise StoreError(f"version {version} has no modelcore.yaml manifest and the spec names "
-                             "no backend for it")
+            raise StoreError(
+                f"version {version} has no modelcore.yaml manifest and the spec names "
+                "no backend for it"
+            )
         backend = self.pm.backend(backend_name)
         directory = self.store.local_dir(config.name, version)
         model = backend.load(directory, manifest, config.device)
@@ -225,14 +252,17 @@ class ModelManager:
                     pass
                 if slot.latest is not None:
                     return slot.latest
-            raise ModelUnavailable(f"model {name!r} has no version that can answer now",
-                                   cause=slot.error or self._last_failure(slot))
+            raise ModelUnavailable(
+                f"model {name!r} has no version that can answer now",
+                cause=slot.error or self._last_failure(slot),
+            )
         if version in slot.loaded:
             return slot.loaded[version]
         status = slot.status.get(version)
         if status is None:
             exists = await asyncio.get_running_loop().run_in_executor(
-                self._loader, self.store.has_manifest, name, version)
+                self._loader, self.store.has_manifest, name, version
+            )
             if not exists:
                 raise NotFound(f"model {name!r} has no version {version}")
         return await self._load(slot, version)

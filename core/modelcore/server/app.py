@@ -25,8 +25,13 @@ SPEC = web.AppKey("spec", LoadedSpec)
 STARTUP = web.AppKey("startup", asyncio.Task)
 
 
-def create_app(loaded: LoadedSpec, *, pm: ModelcorePluginManager | None = None,
-               store: ModelStore | None = None, check: bool = True) -> web.Application:
+def create_app(
+    loaded: LoadedSpec,
+    *,
+    pm: ModelcorePluginManager | None = None,
+    store: ModelStore | None = None,
+    check: bool = True,
+) -> web.Application:
     """Build the server for ``loaded``; models start loading when the app starts."""
     pm = pm or plugin_manager()
     spec = loaded.spec
@@ -34,7 +39,9 @@ def create_app(loaded: LoadedSpec, *, pm: ModelcorePluginManager | None = None,
     if check:
         check_spec(loaded, pm, store)
     manager = ModelManager(store, pm, model_configs(loaded))
-    app = web.Application(client_max_size=spec.server.max_body_bytes, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=spec.server.max_body_bytes, middlewares=[error_middleware]
+    )
     app[MANAGER] = manager
     app[SPEC] = loaded
     input_types = pm.input_types()

@@ -24,8 +24,13 @@ _KEYS = frozenset({"input", "input_batch", "version"})
 class ClipperApi:
     """One API of the spec, with everything a request needs resolved at start-up."""
 
-    def __init__(self, api: ApiSpec, manager: ModelManager, input_type: InputType,
-                 query_ids: itertools.count[int]):
+    def __init__(
+        self,
+        api: ApiSpec,
+        manager: ModelManager,
+        input_type: InputType,
+        query_ids: itertools.count[int],
+    ):
         self.api = api
         self.manager = manager
         self.decode = input_type.decode
@@ -46,7 +51,9 @@ class ClipperApi:
                 raise BadRequest('"input_batch" must be a non-empty JSON array of inputs')
             inputs, batch = [self._decode(x, i) for i, x in enumerate(raw)], True
         else:
-            raise BadRequest('the body needs "input" (one input) or "input_batch" (a list of inputs)')
+            raise BadRequest(
+                'the body needs "input" (one input) or "input_batch" (a list of inputs)'
+            )
         try:
             lv = await self.manager.resolve(self.api.model, version)
         except ModelUnavailable as exc:
@@ -65,13 +72,18 @@ class ClipperApi:
             return self.decode(value)
         except BadRequest as exc:
             where = f"input_batch[{index}]" if index is not None else "input"
-            raise BadRequest(f"{where}: {exc.message} (API {self.api.name!r} takes "
-                             f"{self.api.input_type})") from None
+            raise BadRequest(
+                f"{where}: {exc.message} (API {self.api.name!r} takes {self.api.input_type})"
+            ) from None
 
     def _defaults(self, count: int, batch: bool, why: str) -> web.Response:
         results = [
-            {"query_id": next(self.query_ids), "output": self.api.default_output, "default": True,
-             "default_explanation": why}
+            {
+                "query_id": next(self.query_ids),
+                "output": self.api.default_output,
+                "default": True,
+                "default_explanation": why,
+            }
             for _ in range(count)
         ]
         return json_response({"batch_predictions": results} if batch else results[0])
@@ -88,9 +100,11 @@ def parse_body(body: bytes) -> dict[str, Any]:
         raise BadRequest('the body must be a JSON object with "input" or "input_batch"')
     unknown = data.keys() - _KEYS
     if unknown:
-        raise BadRequest(f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; "
-                         'allowed: "input", "input_batch", "version"')
-    return data  # type: ignore[no-any-return]
+        raise BadRequest(
+            f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; "
+            'allowed: "input", "input_batch", "version"'
+        )
+    return data
 
 
 def parse_version(value: Any) -> VersionRef:

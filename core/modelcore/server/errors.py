@@ -16,13 +16,17 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def json_response(data: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=_json.dumps(data), status=status, headers=headers,
-                        content_type="application/json")
+def json_response(
+    data: object, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=_json.dumps(data), status=status, headers=headers, content_type="application/json"
+    )
 
 
-def error_response(message: str, status: int, cause: str | None = None,
-                   headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    message: str, status: int, cause: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
     return json_response({"error": message, "cause": cause}, status=status, headers=headers)
 
 

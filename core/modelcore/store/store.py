@@ -32,8 +32,12 @@ STAGING_PREFIX = ".staging-"
 class ModelStore:
     """A model store rooted at a local path or an fsspec URL (``s3://bucket/prefix``)."""
 
-    def __init__(self, url: str | os.PathLike[str], storage_options: dict[str, Any] | None = None,
-                 cache_dir: str | os.PathLike[str] | None = None):
+    def __init__(
+        self,
+        url: str | os.PathLike[str],
+        storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ):
         self.url = str(url)
         self.storage_options = dict(storage_options or {})
         try:
@@ -44,8 +48,14 @@ class ModelStore:
         self.is_local = isinstance(fs, LocalFileSystem)
         self.root = root.rstrip("/") if not self.is_local else str(Path(root).resolve())
         digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
-        self.cache_dir = Path(cache_dir) if cache_dir else (
-            Path(os.environ.get("MODELCORE_CACHE", Path.home() / ".cache" / "modelcore")) / digest)
+        self.cache_dir = (
+            Path(cache_dir)
+            if cache_dir
+            else (
+                Path(os.environ.get("MODELCORE_CACHE", Path.home() / ".cache" / "modelcore"))
+                / digest
+            )
+        )
 
     def __repr__(self) -> str:
         return f"ModelStore({self.url!r})"
@@ -76,7 +86,9 @@ class ModelStore:
 
     def list_models(self) -> list[str]:
         """Every folder under the root with a valid model name, sorted."""
-        return sorted(b for b, t in self._children(self.root) if t == "directory" and is_model_name(b))
+        return sorted(
+            b for b, t in self._children(self.root) if t == "directory" and is_model_name(b)
+        )
 
     def list_versions(self, name: str, *, complete_only: bool = True) -> list[int]:
         """Integer version folders of ``name``, ascending; with ``complete_only``, those with a manifest."""
@@ -85,7 +97,9 @@ class ModelStore:
             version = parse_version(base)
             if version is None or kind != "directory":
                 continue
-            if complete_only and not self.fs.exists(f"{self.model_path(name)}/{base}/{MANIFEST_NAME}"):
+            if complete_only and not self.fs.exists(
+                f"{self.model_path(name)}/{base}/{MANIFEST_NAME}"
+            ):
                 continue
             versions.append(version)
         return sorted(versions)
@@ -154,7 +168,9 @@ class ModelStore:
         finally:
             shutil.rmtree(path, ignore_errors=True)
 
-    def publish(self, name: str, staged: Path, manifest: Manifest, version: int | None = None) -> int:
+    def publish(
+        self, name: str, staged: Path, manifest: Manifest, version: int | None = None
+    ) -> int:
         """Publish the ``staged`` folder as ``version`` (or the next free one); return it.
 
         The manifest is written last. An existing version is never overwritten.
@@ -162,8 +178,9 @@ class ModelStore:
         check_model_name(name)
         if version is not None:
             check_version(version)
+        candidate = 0
         for _attempt in range(100):
-            candidate = version if version is not None else (self._highest(name) + 1)
+            candidate = version if version is not None else max(self._highest(name), candidate) + 1
             manifest.version = candidate
             manifest.name = name
             try:
@@ -174,13 +191,20 @@ class ModelStore:
                 return candidate
             except _Taken:
                 if version is not None:
-                    raise Conflict(f"model {name!r} version {version} exists already; "
-                                   "versions are immutable, deploy a new one") from None
+                    raise Conflict(
+                        f"model {name!r} version {version} exists already; "
+                        "versions are immutable, deploy a new one"
+                    ) from None
         raise StoreError(f"could not find a free version number for {name!r}")
 
     def _highest(self, name: str) -> int:
-        versions = self.list_versions(name, complete_only=False)
-        return versions[-1] if versions else 0
+        """The highest number taken by any entry (complete, incomplete, even a stray file)."""
+        taken = [
+            v
+            for base, _ in self._children(self.model_path(name))
+            if (v := parse_version(base)) is not None
+        ]
+        return max(taken, default=0)
 
     def _publish_local(self, name: str, staged: Path, manifest: Manifest, version: int) -> None:
         target = Path(self.version_path(name, version))
@@ -212,8 +236,9 @@ class _Taken(Exception):
     """The version folder exists already."""
 
 
-def open_store(store: str | os.PathLike[str] | ModelStore,
-               storage_options: dict[str, Any] | None = None) -> ModelStore:
+def open_store(
+    store: str | os.PathLike[str] | ModelStore, storage_options: dict[str, Any] | None = None
+) -> ModelStore:
     """A :class:`ModelStore` for a path, URL, or an existing store (returned as is)."""
     if isinstance(store, ModelStore):
         return store

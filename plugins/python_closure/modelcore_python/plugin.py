@@ -42,8 +42,13 @@ def modelcore_backends() -> list[BackendInfo]:
 
 
 @hookimpl
-def modelcore_save(backend: str, directory: Path, model: Any, func: Callable[..., Any] | None,
-                   options: dict[str, Any]) -> SaveResult | None:
+def modelcore_save(
+    backend: str,
+    directory: Path,
+    model: Any,
+    func: Callable[..., Any] | None,
+    options: dict[str, Any],
+) -> SaveResult | None:
     if backend != BACKEND:
         return None
     if func is None:
@@ -54,8 +59,9 @@ def modelcore_save(backend: str, directory: Path, model: Any, func: Callable[...
     try:
         (directory / MODEL_FILE).write_bytes(cloudpickle.dumps(model))
     except Exception as exc:
-        raise StoreError(f"cannot pickle the model ({type(model).__name__}) with cloudpickle",
-                         cause=str(exc)) from exc
+        raise StoreError(
+            f"cannot pickle the model ({type(model).__name__}) with cloudpickle", cause=str(exc)
+        ) from exc
     return SaveResult(format="cloudpickle", metadata={"model_class": _qualname(model)})
 
 
