@@ -114,6 +114,17 @@ def modelcore_unload(backend: str, model: Any) -> bool | None:
 
 
 @hookspec
+def modelcore_handler_arguments(model_client: Any) -> dict[str, Any] | None:
+    """Offer extra constructor arguments to Python handlers, by parameter name.
+
+    A handler class whose ``__init__`` names a parameter you offer receives it;
+    the TensorFlow plugin offers ``tensorflow_client``, built on
+    ``model_client`` (whose ``get_model(name, version)`` returns what your
+    ``modelcore_load`` returned). Results of all plugins are merged.
+    """
+
+
+@hookspec
 def modelcore_input_types() -> list[InputType]:
     """Provide request input types (``doubles``, ``strings``, ... or your own).
 

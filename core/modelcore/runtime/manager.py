@@ -9,6 +9,7 @@ swap never fails a request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Iterable
@@ -116,7 +117,13 @@ class ModelManager:
         slot = self.slots[name]
         loop = asyncio.get_running_loop()
         try:
-            versions = await loop.run_in_executor(self._loader, self.store.list_versions, name)
+            # With a backend named in the spec, bare version folders (no manifest) count too.
+            versions = await loop.run_in_executor(
+                self._loader,
+                functools.partial(
+                    self.store.list_versions, name, complete_only=slot.config.backend is None
+                ),
+            )
         except (OSError, ModelcoreError) as exc:
             slot.error = f"cannot list versions: {exc}"
             log.error("model %s: %s", name, slot.error)
