@@ -57,6 +57,6 @@ def test_unknown_input_type_and_unclaimed_model(store_dir: Path) -> None:
 
     with pytest.raises(PluginError, match="no installed backend can save a"):
         modelcore.deploy(store_dir, "m", lambda m, xs: xs, model=Opaque())
-    with pytest.raises(PluginError, match="no backend named 'pytorch'"):
-        modelcore.deploy(store_dir, "m", lambda xs: xs, backend="pytorch")
+    with pytest.raises(PluginError, match="no backend named 'nosuch'"):
+        modelcore.deploy(store_dir, "m", lambda xs: xs, backend="nosuch")
     assert ModelStore(store_dir).list_versions("m") == []

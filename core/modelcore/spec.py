@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from modelcore.errors import SpecError
 from modelcore.store.layout import is_model_name
+from modelcore.units import parse_size
 
 _ROUTE = re.compile(r"^/[A-Za-z0-9_.\-/]*$")
 
@@ -31,12 +32,61 @@ class ServerSpec(_Strict):
     """Requests with a larger body answer 413."""
 
 
+class NamedPath(_Strict):
+    name: str
+    path: str
+    """A model folder: relative to ``store``, absolute, or an fsspec URL."""
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return _check_name(value)
+
+
+class ModelsSpec(_Strict):
+    """Several models for one API (Cortex's ``multi_model_reloading``): exactly one of path, paths, dir."""
+
+    path: str | None = None
+    """One model folder (its name is the folder's name unless ``name`` is given)."""
+    name: str | None = None
+    paths: list[NamedPath] | None = None
+    """Several model folders, each with a name."""
+    dir: str | None = None
+    """A folder whose every sub-folder is a model; models come and go while serving."""
+    cache_size: Annotated[int, Field(gt=0)] | None = None
+    """Model versions held in memory; least recently used are unloaded first. Set: models load lazily."""
+    disk_cache_size: Annotated[int, Field(gt=0)] | str | None = None
+    """For remote stores: versions (a count) or bytes (``"2GB"``) kept on local disk."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelsSpec:
+        given = [k for k in ("path", "paths", "dir") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of path, paths or dir")
+        if self.name is not None and self.path is None:
+            raise _LocatedError(("name",), "name goes with path (paths entries carry their own)")
+        if self.name is not None:
+            _check_name(self.name)
+        if self.disk_cache_size is not None:
+            try:
+                parse_size(self.disk_cache_size)
+            except ValueError as exc:
+                raise _LocatedError(("disk_cache_size",), str(exc)) from None
+        return self
+
+
 class ApiSpec(_Strict):
     name: str
     """The API's name; its route is ``POST /<name>/predict`` unless ``route`` says otherwise."""
     route: str | None = None
-    model: str
+    model: str | None = None
     """A model in the store."""
+    models: ModelsSpec | None = None
+    """Several models (or model folders outside the store)."""
+    handler: str | None = None
+    """A Python handler class: ``handlers/text.py:Handler`` (relative to the spec) or ``module:Class``."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """Passed to the handler's constructor."""
     version: Literal["latest"] | Annotated[int, Field(gt=0)] = "latest"
     backend: str | None = None
     """Backend for version folders without a manifest (a bare ``model.onnx``)."""
@@ -47,12 +97,22 @@ class ApiSpec(_Strict):
     threads: Annotated[int, Field(gt=0, le=256)] = 2
     """Threads predicting for this API's model at once."""
 
+    @model_validator(mode="after")
+    def _what_to_serve(self) -> ApiSpec:
+        if self.model is not None and self.models is not None:
+            raise _LocatedError(("models",), "give model or models, not both")
+        if self.model is None and self.models is None and self.handler is None:
+            raise _LocatedError(("model",), "an API needs a model, models, or a handler")
+        if self.handler is not None and not re.match(
+            r"^[^:]+:[A-Za-z_][A-Za-z0-9_]*$", self.handler
+        ):
+            raise _LocatedError(("handler",), "a handler is path/to/file.py:Class or module:Class")
+        return self
+
     @field_validator("name", "model")
     @classmethod
-    def _safe_name(cls, value: str) -> str:
-        if not is_model_name(value):
-            raise ValueError("use letters, digits, '_', '.', '-', starting with a letter or digit")
-        return value
+    def _safe_name(cls, value: str | None) -> str | None:
+        return None if value is None else _check_name(value)
 
     @field_validator("route")
     @classmethod
@@ -72,13 +132,20 @@ class ApiSpec(_Strict):
 
     @property
     def predict_route(self) -> str:
-        return self.route or f"/{self.name}/predict"
+        """``POST /<name>/predict`` (Clipper); a handler API answers at ``/<name>`` (Cortex)."""
+        if self.route:
+            return self.route
+        return f"/{self.name}" if self.handler else f"/{self.name}/predict"
 
 
 class Spec(_Strict):
-    store: str
+    store: str = "."
     """A path (relative to the spec file) or an fsspec URL such as ``s3://bucket/models``."""
     storage_options: dict[str, Any] = Field(default_factory=dict)
+    poll_interval: Annotated[float, Field(gt=0)] = 10.0
+    """Seconds between polls of a remote store (local stores are watched for events)."""
+    watch: bool = True
+    """Watch the store and swap in new, changed and removed versions while serving."""
     server: ServerSpec = Field(default_factory=ServerSpec)
     apis: Annotated[list[ApiSpec], Field(min_length=1)]
 
@@ -100,6 +167,12 @@ class Spec(_Strict):
                 )
             routes[api.predict_route] = i
         return self
+
+
+def _check_name(value: str) -> str:
+    if not is_model_name(value):
+        raise ValueError("use letters, digits, '_', '.', '-', starting with a letter or digit")
+    return value
 
 
 class _LocatedError(ValueError):
@@ -129,6 +202,22 @@ class LoadedSpec:
         if "://" in store or os.path.isabs(store):
             return store
         return str((self.base_dir / store).resolve())
+
+    def resolve_path(self, path: str) -> str:
+        """A model folder named in the spec: URLs and absolute paths as is, others under ``store``."""
+        if "://" in path or os.path.isabs(path):
+            return path
+        base = self.store_url
+        if "://" in base:
+            return base.rstrip("/") + "/" + path.strip("/")
+        return str((Path(base) / path).resolve())
+
+    def resolve_handler(self, ref: str) -> str:
+        """``file.py:Class`` relative to the spec file, made absolute; ``module:Class`` as is."""
+        target, _, cls = ref.rpartition(":")
+        if target.endswith(".py") and not os.path.isabs(target):
+            target = str((self.base_dir / target).resolve())
+        return f"{target}:{cls}"
 
     def error(self, loc: tuple[str | int, ...], message: str) -> str:
         """Render one problem as ``file:line: loc: message``."""

@@ -1,70 +1,93 @@
-"""Checks of a spec against the installed plugins and the store (beyond its own schema)."""
+"""Checks of a spec against the installed plugins, its handlers and the store (beyond its schema)."""
 
 from __future__ import annotations
 
-from modelcore.errors import SpecError
+from modelcore.assemble import Assembly, assemble
+from modelcore.errors import ModelcoreError, SpecError
 from modelcore.plugins import ModelcorePluginManager
-from modelcore.runtime import ModelConfig
 from modelcore.spec import LoadedSpec
-from modelcore.store import ModelStore
+from modelcore.store import ModelStore, is_model_name
 
 
-def check_spec(loaded: LoadedSpec, pm: ModelcorePluginManager, store: ModelStore | None) -> None:
-    """Raise :class:`SpecError` listing, by file and line, every problem the schema cannot see."""
+def check_spec(
+    loaded: LoadedSpec, pm: ModelcorePluginManager, store: ModelStore | None, *, look: bool = True
+) -> Assembly:
+    """Raise :class:`SpecError` listing, by file and line, every problem the schema cannot see.
+
+    With ``look=False`` (``modelcore validate --no-store``) the store and handlers are not read.
+    """
+    from modelcore.runtime.handler import load_handler_class
+
     problems = []
     input_types = pm.input_types()
     backends = pm.backends()
+    assembly = assemble(loaded, store)
     for i, api in enumerate(loaded.spec.apis):
         if api.input_type not in input_types:
+            known = ", ".join(sorted(input_types))
             problems.append(
                 loaded.error(
                     ("apis", i, "input_type"),
-                    f"unknown input type {api.input_type!r} (known: {', '.join(sorted(input_types))})",
+                    f"unknown input type {api.input_type!r} (known: {known})",
                 )
             )
         if api.backend is not None and api.backend not in backends:
+            known = ", ".join(sorted(backends)) or "none"
             problems.append(
                 loaded.error(
                     ("apis", i, "backend"),
-                    f"no backend {api.backend!r} is installed (installed: {', '.join(sorted(backends)) or 'none'})",
+                    f"no backend {api.backend!r} is installed (installed: {known})",
                 )
             )
-        if store is None:
+        if not look:
             continue
-        if not store.has_model(api.model):
+        if api.handler is not None:
+            try:
+                load_handler_class(loaded.resolve_handler(api.handler))
+            except ModelcoreError as exc:
+                problems.append(loaded.error(("apis", i, "handler"), exc.message))
+        problems.extend(_check_models(loaded, assembly, i))
+    if problems:
+        raise SpecError("\n".join(problems))
+    return assembly
+
+
+def _check_models(loaded: LoadedSpec, assembly: Assembly, index: int) -> list[str]:
+    api = loaded.spec.apis[index]
+    problems = []
+    if api.models is not None and api.models.dir is not None:
+        group = assembly.groups[api.name]
+        if not group.store.fs.isdir(group.store.root):
             problems.append(
-                loaded.error(
-                    ("apis", i, "model"), f"model {api.model!r} is not in the store {store.url}"
-                )
+                loaded.error(("apis", index, "models", "dir"), f"no such folder {group.store.url}")
             )
-        elif isinstance(api.version, int) and not store.fs.isdir(
-            store.version_path(api.model, api.version)
+        return problems
+    names = assembly.apis[api.name].names
+    for j, name in enumerate(names):
+        config = assembly.configs[name]
+        store = config.store or assembly.store
+        folder = config.folder or name
+        loc: tuple[str | int, ...] = ("apis", index, "model")
+        if api.models is not None:
+            loc = (
+                ("apis", index, "models", "path")
+                if api.models.path
+                else ("apis", index, "models", "paths", j, "path")
+            )
+        if not is_model_name(folder):
+            problems.append(
+                loaded.error(loc, f"the model folder name {folder!r} is not a safe name")
+            )
+        elif not store.has_model(folder):
+            where = store.url if api.models is None else f"{store.url}/{folder}"
+            problems.append(loaded.error(loc, f"model {folder!r} is not in the store {where}"))
+        elif isinstance(api.version, int) and api.version not in store.list_versions(
+            folder, complete_only=config.needs_manifest and api.handler is None
         ):
             problems.append(
                 loaded.error(
-                    ("apis", i, "version"),
-                    f"model {api.model!r} has no version {api.version} in the store",
+                    ("apis", index, "version"),
+                    f"model {name!r} has no version {api.version} in the store",
                 )
             )
-    if problems:
-        raise SpecError("\n".join(problems))
-
-
-def model_configs(loaded: LoadedSpec) -> list[ModelConfig]:
-    """One :class:`ModelConfig` per model the spec serves, merging the APIs that share it."""
-    configs: dict[str, ModelConfig] = {}
-    for api in loaded.spec.apis:
-        config = configs.get(api.model)
-        if config is None:
-            configs[api.model] = ModelConfig(
-                api.model,
-                backend=api.backend,
-                device=api.device,
-                threads=api.threads,
-                versions={api.version},
-            )
-        else:
-            config.versions.add(api.version)
-            config.threads = max(config.threads, api.threads)
-            config.backend = config.backend or api.backend
-    return list(configs.values())
+    return problems

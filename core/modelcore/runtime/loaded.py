@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,26 +63,42 @@ class LoadedVersion:
 
     __slots__ = (
         "backend",
+        "fingerprint",
         "inflight",
+        "keep_status",
+        "local_dir",
         "manifest",
         "model",
         "name",
         "retired",
+        "slot",
         "unloaded",
         "version",
     )
 
     def __init__(
-        self, name: str, version: int, backend: Backend, model: Any, manifest: Manifest | None
+        self,
+        name: str,
+        version: int,
+        backend: Backend,
+        model: Any,
+        manifest: Manifest | None,
+        fingerprint: str = "",
+        local_dir: Path | None = None,
     ):
         self.name = name
         self.version = version
         self.backend = backend
         self.model = model
         self.manifest = manifest
+        self.fingerprint = fingerprint
+        self.local_dir = local_dir
         self.inflight = 0
         self.retired = False
         self.unloaded = False
+        self.keep_status = False
+        self.slot: Any = None
+        """The manager's slot this version belongs to (opaque here)."""
 
     def __repr__(self) -> str:
         return f"<LoadedVersion {self.name} v{self.version} ({self.backend.name})>"

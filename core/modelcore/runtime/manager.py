@@ -1,9 +1,10 @@
-"""The model manager: which versions are loaded, loading them off the loop, and predicting.
+"""The model manager: which versions are loaded, swapping them as the store changes, predicting.
 
 Every mutation of the manager's state happens on the event loop; blocking work
-(store I/O, backend load/unload, predictions) runs in executors. A version
-that is replaced is retired, and unloaded once its last request finishes, so a
-swap never fails a request.
+(store I/O, backend load/unload, predictions) runs in executors. A new or
+changed version is loaded next to the serving one and swapped in atomically;
+the replaced version is retired and unloaded once its last request finishes.
+A version that fails to load never replaces the one that serves.
 """
 
 from __future__ import annotations
@@ -14,96 +15,98 @@ import logging
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from modelcore.errors import LoadError, ModelcoreError, ModelUnavailable, NotFound, StoreError
 from modelcore.plugins import ModelcorePluginManager
-from modelcore.runtime.loaded import LoadedVersion, VersionState, VersionStatus
+from modelcore.runtime.loaded import LoadedVersion, VersionState
+from modelcore.runtime.slots import ModelConfig, ModelGroup, ModelSlot, VersionRef
 from modelcore.store import ModelStore
 
 log = logging.getLogger(__name__)
 
-VersionRef = int | Literal["latest"]
-
-
-@dataclass
-class ModelConfig:
-    """How a model is served: what the spec's APIs ask of it."""
-
-    name: str
-    backend: str | None = None
-    device: str = "cpu"
-    threads: int = 2
-    versions: set[VersionRef] = field(default_factory=lambda: {"latest"})
-
-
-class ModelSlot:
-    """A model name: its loaded versions, the one that answers ``latest``, and its executor."""
-
-    def __init__(self, config: ModelConfig):
-        self.config = config
-        self.executor = ThreadPoolExecutor(
-            max_workers=config.threads, thread_name_prefix=f"predict-{config.name}"
-        )
-        self.loaded: dict[int, LoadedVersion] = {}
-        self.loading: dict[int, asyncio.Future[LoadedVersion]] = {}
-        self.status: dict[int, VersionStatus] = {}
-        self.latest: LoadedVersion | None = None
-        self.latest_wanted: int | None = None
-        self.error: str | None = None
-
-    def status_of(self, version: int) -> VersionStatus:
-        if version not in self.status:
-            self.status[version] = VersionStatus(version)
-        return self.status[version]
+__all__ = ["ModelConfig", "ModelGroup", "ModelManager", "VersionRef"]
 
 
 class ModelManager:
-    """Loads model versions from a store through their backends and runs predictions."""
+    """Loads model versions through their backends, keeps them current, and runs predictions."""
 
     def __init__(
         self,
         store: ModelStore,
         pm: ModelcorePluginManager,
-        configs: Iterable[ModelConfig],
+        configs: Iterable[ModelConfig] = (),
+        groups: Iterable[ModelGroup] = (),
         *,
         load_threads: int = 2,
     ):
         self.store = store
         self.pm = pm
-        self.slots = {c.name: ModelSlot(c) for c in configs}
+        self.groups = {g.name: g for g in groups}
+        self.slots: dict[str, ModelSlot] = {}
+        for config in configs:
+            self.add_model(config)
         self._loader = ThreadPoolExecutor(max_workers=load_threads, thread_name_prefix="load")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self.swaps = 0
+
+    # -- models come and go -------------------------------------------------------------
+    def add_model(self, config: ModelConfig) -> ModelSlot:
+        slot = ModelSlot(config, config.store or self.store)
+        self.slots[config.name] = slot
+        return slot
+
+    async def sync_group(self, group_name: str) -> None:
+        """For a directory of models: add slots for new sub-folders, retire removed ones."""
+        group = self.groups[group_name]
+        names = set(await self._io(group.store.list_models))
+        current = {n for n, s in self.slots.items() if s.config.group == group_name}
+        for name in sorted(names - current):
+            if name in self.slots:
+                log.warning("model %s in %s shadows a model of another API", name, group.store.url)
+                continue
+            self.add_model(group.template.for_model(name))
+            log.info("model %s appeared in %s", name, group.store.url)
+            await self.refresh(name)
+        for name in sorted(current - names):
+            log.info("model %s was removed from %s", name, group.store.url)
+            self._remove_slot(self.slots.pop(name))
+
+    def _remove_slot(self, slot: ModelSlot) -> None:
+        slot.removed = True
+        for lv in list(slot.loaded.values()):
+            self._retire(slot, lv)
+        slot.latest = None
+        self._spawn(asyncio.to_thread(slot.executor.shutdown, True))
 
     # -- start and stop -------------------------------------------------------------
     async def start(self) -> None:
-        """Load every version the spec asks for; failures are recorded, not raised."""
-        await asyncio.gather(*(self.refresh(name) for name in self.slots))
-        for slot in self.slots.values():
-            for ref in slot.config.versions:
-                if isinstance(ref, int):
-                    self._spawn(self._load_quietly(slot, ref))
+        """Scan every model and load what the spec asks for; failures are recorded, not raised."""
+        for name, group in self.groups.items():
+            if group.dir_mode:
+                await self.sync_group(name)
+        await asyncio.gather(*(self.refresh(name) for name in list(self.slots)))
 
     async def close(self) -> None:
         """Unload every version and stop the executors."""
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
-        loop = asyncio.get_running_loop()
         for slot in self.slots.values():
             await asyncio.to_thread(slot.executor.shutdown, True, cancel_futures=True)
-            for lv in list(slot.loaded.values()):
-                await loop.run_in_executor(self._loader, lv.unload)
-                slot.status_of(lv.version).set(VersionState.UNLOADED)
+            for lv in list(slot.loaded.values()) + ([slot.latest] if slot.latest else []):
+                if not lv.unloaded:
+                    await self._io(self._unload_sync, slot, lv)
             slot.loaded.clear()
             slot.latest = None
         await asyncio.to_thread(self._loader.shutdown, True, cancel_futures=True)
 
     def ready(self) -> bool:
-        """True when every model has a version that answers ``latest`` (or its pinned one)."""
+        """True when every model that loads eagerly has a version answering each ref it serves."""
         for slot in self.slots.values():
+            if self._lazy(slot):
+                continue
             for ref in slot.config.versions:
                 if ref == "latest" and slot.latest is None:
                     return False
@@ -111,84 +114,169 @@ class ModelManager:
                     return False
         return True
 
-    # -- versions -------------------------------------------------------------
+    # -- keeping versions current -------------------------------------------------------
     async def refresh(self, name: str) -> None:
-        """Rescan ``name``'s versions; load a new latest in the background of the serving one."""
-        slot = self.slots[name]
-        loop = asyncio.get_running_loop()
+        """Rescan ``name`` and apply what changed: added, removed, restructured, rewritten.
+
+        Concurrent calls coalesce: a call returns once a rescan that started
+        after it was made has finished.
+        """
+        slot = self.slots.get(name)
+        if slot is None:
+            return
+        slot.requested += 1
+        ticket = slot.requested
+        async with slot.lock:
+            if slot.done >= ticket or slot.removed:
+                return
+            target = slot.requested
+            await self._refresh_locked(slot)
+            slot.done = target
+
+    async def _refresh_locked(self, slot: ModelSlot) -> None:
         try:
-            # With a backend named in the spec, bare version folders (no manifest) count too.
-            versions = await loop.run_in_executor(
-                self._loader,
+            snap = await self._io(
                 functools.partial(
-                    self.store.list_versions, name, complete_only=slot.config.backend is None
-                ),
+                    slot.store.snapshot, slot.folder, complete_only=slot.config.needs_manifest
+                )
             )
         except (OSError, ModelcoreError) as exc:
             slot.error = f"cannot list versions: {exc}"
-            log.error("model %s: %s", name, slot.error)
+            log.error("model %s: %s", slot.config.name, slot.error)
             return
-        for v in versions:
-            slot.status_of(v)
-        if "latest" not in slot.config.versions:
+        old = slot.snapshot or {}
+        slot.snapshot = snap
+        for version in snap:
+            slot.status_of(version)
+        for version in set(old) - set(snap):
+            log.info("model %s v%s was removed from the store", slot.config.name, version)
+            if version not in slot.loaded and (
+                slot.latest is None or slot.latest.version != version
+            ):
+                slot.status.pop(version, None)
+        # Versions loaded on demand or pinned: reload when rewritten, retire when removed.
+        for version, lv in list(slot.loaded.items()):
+            if lv is slot.latest:
+                continue
+            if version not in snap:
+                self._retire(slot, lv)
+            elif lv.fingerprint != snap[version]:
+                if version in slot.config.versions:
+                    await self._reload_pinned(slot, version, snap[version])
+                else:
+                    self._retire(slot, lv)  # reloads on its next request
+        if "latest" in slot.config.versions and (not self._lazy(slot) or slot.latest is not None):
+            await self._ensure_latest(slot)
+        elif not snap:
+            slot.error = f"model {slot.config.name!r} has no versions in {slot.store.url}"
+        for ref in slot.config.versions:
+            if (
+                isinstance(ref, int)
+                and ref in snap
+                and ref not in slot.loaded
+                and not self._lazy(slot)
+            ):
+                await self._load_quietly(slot, ref, snap[ref])
+
+    async def _ensure_latest(self, slot: ModelSlot) -> None:
+        """Serve the highest version that loads; keep the serving one until a successor is ready."""
+        snap = slot.snapshot or {}
+        current = slot.latest
+        if not snap:
+            slot.error = f"model {slot.config.name!r} has no versions left in {slot.store.url}"
+            if current is not None:
+                log.warning("model %s: %s; it stops serving", slot.config.name, slot.error)
+                slot.latest = None
+                self._retire(slot, current)
             return
-        if not versions:
-            slot.error = f"model {name!r} has no versions in {self.store.url}"
-            log.warning("%s", slot.error)
-            return
-        newest = versions[-1]
-        if slot.latest is not None and slot.latest.version == newest:
-            return
-        slot.latest_wanted = newest
-        try:
-            lv = await self._load(slot, newest)
-        except LoadError:
-            return  # recorded in the status; whatever was serving keeps serving
-        if slot.latest_wanted == newest:
+        for version in sorted(snap, reverse=True):
+            if current is not None and current.version == version:
+                if current.fingerprint == snap[version]:
+                    return  # the serving version is still the best one that loads
+            elif current is not None and current.version > version and current.version in snap:
+                return  # never step back below a serving version that is still there
+            try:
+                lv = await self._load(slot, version, snap[version])
+            except LoadError:
+                continue  # recorded in the status; try the next lower version
             self._swap_latest(slot, lv)
+            return
+        if current is not None and current.version not in snap:
+            # Every remaining version fails to load: keep answering from memory rather than fail.
+            slot.error = "no version in the store loads; still serving removed version " + str(
+                current.version
+            )
+
+    async def _reload_pinned(self, slot: ModelSlot, version: int, fingerprint: str) -> None:
+        try:
+            lv = await self._load(slot, version, fingerprint)
+        except LoadError:
+            return
+        old = slot.loaded.get(version)
+        slot.loaded[version] = lv
+        if old is not None and old is not lv:
+            self._retire(slot, old, keep_status=True)
 
     def _swap_latest(self, slot: ModelSlot, lv: LoadedVersion) -> None:
         old, slot.latest = slot.latest, lv
+        slot.loaded[lv.version] = lv
         slot.error = None
         if old is not None and old is not lv:
+            self.swaps += 1
             log.info(
-                "model %s: v%s now serves latest (was v%s)",
-                slot.config.name,
-                lv.version,
-                old.version,
+                "model %s: v%s now serves (was v%s)", slot.config.name, lv.version, old.version
             )
-            if old.version not in slot.config.versions:
-                self._retire(slot, old)
+            if old.version not in slot.config.versions or old.version == lv.version:
+                self._retire(slot, old, keep_status=old.version == lv.version)
 
-    def _retire(self, slot: ModelSlot, lv: LoadedVersion) -> None:
+    def _retire(self, slot: ModelSlot, lv: LoadedVersion, keep_status: bool = False) -> None:
+        """Take ``lv`` out of service; it unloads once its last request finishes."""
         lv.retired = True
-        slot.loaded.pop(lv.version, None)
+        if slot.loaded.get(lv.version) is lv:
+            del slot.loaded[lv.version]
+        if slot.latest is lv:
+            slot.latest = None
+        group = self.groups.get(slot.config.group or "")
+        if group is not None and group.lru.get((slot.config.name, lv.version)) is lv:
+            del group.lru[(slot.config.name, lv.version)]
+        lv.keep_status = keep_status
         if lv.inflight == 0:
             self._spawn(self._unload(slot, lv))
 
     async def _unload(self, slot: ModelSlot, lv: LoadedVersion) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._loader, lv.unload)
-        if lv.version not in slot.loaded:
-            slot.status_of(lv.version).set(VersionState.UNLOADED)
+        await self._io(self._unload_sync, slot, lv)
+        if not lv.keep_status and lv.version not in slot.loaded:
+            status = slot.status.get(lv.version)
+            if status is not None:
+                if slot.snapshot is not None and lv.version not in slot.snapshot:
+                    del slot.status[lv.version]
+                else:
+                    status.set(VersionState.UNLOADED)
 
-    async def _load(self, slot: ModelSlot, version: int) -> LoadedVersion:
-        if version in slot.loaded:
-            return slot.loaded[version]
-        pending = slot.loading.get(version)
+    def _unload_sync(self, slot: ModelSlot, lv: LoadedVersion) -> None:
+        lv.unload()
+        if lv.local_dir is not None and not slot.store.is_local:
+            slot.store.disk_cache.unpin(lv.local_dir)
+
+    # -- loading --------------------------------------------------------------------
+    async def _load(self, slot: ModelSlot, version: int, fingerprint: str) -> LoadedVersion:
+        loaded = slot.loaded.get(version)
+        if loaded is not None and loaded.fingerprint == fingerprint:
+            return loaded
+        key = (version, fingerprint)
+        pending = slot.loading.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._do_load(slot, version))
-            slot.loading[version] = pending
-            pending.add_done_callback(lambda _f: slot.loading.pop(version, None))
+            pending = asyncio.ensure_future(self._do_load(slot, version, fingerprint))
+            slot.loading[key] = pending
+            pending.add_done_callback(lambda _f: slot.loading.pop(key, None))
         return await asyncio.shield(pending)
 
-    async def _do_load(self, slot: ModelSlot, version: int) -> LoadedVersion:
+    async def _do_load(self, slot: ModelSlot, version: int, fingerprint: str) -> LoadedVersion:
         status = slot.status_of(version)
         status.set(VersionState.LOADING)
         started = time.perf_counter()
         try:
-            lv = await asyncio.get_running_loop().run_in_executor(
-                self._loader, self._load_sync, slot.config, version
-            )
+            lv = await self._io(self._load_sync, slot, version, fingerprint)
         except Exception as exc:
             message = (
                 exc.message if isinstance(exc, ModelcoreError) else f"{type(exc).__name__}: {exc}"
@@ -199,10 +287,9 @@ class ModelManager:
                 f"model {slot.config.name} v{version} failed to load: {message}"
             ) from exc
         status.load_seconds = time.perf_counter() - started
-        if self._closed:
-            lv.unload()
-            raise LoadError("the server is shutting down")
-        slot.loaded[version] = lv
+        if self._closed or slot.removed:
+            await self._io(self._unload_sync, slot, lv)
+            raise LoadError(f"model {slot.config.name} is no longer served")
         status.set(VersionState.READY)
         log.info(
             "model %s v%s loaded in %.2fs (%s)",
@@ -211,85 +298,169 @@ class ModelManager:
             status.load_seconds,
             lv.backend.name,
         )
+        self._cache_add(slot, lv)
         return lv
 
-    def _load_sync(self, config: ModelConfig, version: int) -> LoadedVersion:
+    def _load_sync(self, slot: ModelSlot, version: int, fingerprint: str) -> LoadedVersion:
+        config, store, folder = slot.config, slot.store, slot.folder
         manifest = (
-            self.store.read_manifest(config.name, version)
-            if self.store.has_manifest(config.name, version)
-            else None
+            store.read_manifest(folder, version) if store.has_manifest(folder, version) else None
         )
-        backend_name = manifest.backend if manifest else config.backend
-        if backend_name is None:
-            raise StoreError(
-                f"version {version} has no modelcore.yaml manifest and the spec names "
-                "no backend for it"
-            )
-        backend = self.pm.backend(backend_name)
-        directory = self.store.local_dir(config.name, version)
-        model = backend.load(directory, manifest, config.device)
-        model = backend.place(model, config.device)
-        return LoadedVersion(config.name, version, backend, model, manifest)
-
-    async def _load_quietly(self, slot: ModelSlot, version: int) -> None:
+        if config.loader is not None:
+            backend = config.loader
+        else:
+            backend_name = manifest.backend if manifest else config.backend
+            if backend_name is None:
+                raise StoreError(
+                    f"version {version} has no modelcore.yaml manifest and the spec names no "
+                    "backend (or handler) for it"
+                )
+            backend = self.pm.backend(backend_name)
+        directory = store.local_dir(folder, version, fingerprint)
+        if not store.is_local:
+            store.disk_cache.pin(directory)
         try:
-            await self._load(slot, version)
+            model = backend.load(directory, manifest, config.device)
+            model = backend.place(model, config.device)
+            lv = LoadedVersion(
+                config.name, version, backend, model, manifest, fingerprint, directory
+            )
+            lv.slot = slot
+            if config.loader is None:
+                self._warm_up(lv)
+        except BaseException:
+            if not store.is_local:
+                store.disk_cache.unpin(directory)
+            raise
+        return lv
+
+    def _warm_up(self, lv: LoadedVersion) -> None:
+        """Run the deployer's warm-up inputs once, so a broken model fails before it serves."""
+        raw = lv.manifest.metadata.get("warmup_inputs") if lv.manifest else None
+        if not raw or lv.manifest is None:
+            return
+        decode = self.pm.input_types()[lv.manifest.input_type].decode
+        try:
+            lv.predict([decode(x) for x in raw])
+        except BaseException:
+            lv.unload()
+            raise
+
+    async def _load_quietly(self, slot: ModelSlot, version: int, fingerprint: str) -> None:
+        try:
+            lv = await self._load(slot, version, fingerprint)
         except LoadError:
-            pass
+            return
+        slot.loaded.setdefault(version, lv)
+
+    # -- the memory cache ----------------------------------------------------------------
+    def _lazy(self, slot: ModelSlot) -> bool:
+        group = self.groups.get(slot.config.group or "")
+        return group is not None and group.lazy
+
+    def _cache_add(self, slot: ModelSlot, lv: LoadedVersion) -> None:
+        group = self.groups.get(slot.config.group or "")
+        if group is None or group.cache_size is None:
+            return
+        group.lru[(slot.config.name, lv.version)] = lv
+        group.lru.move_to_end((slot.config.name, lv.version))
+        self._evict(group)
+
+    def _touch(self, slot: ModelSlot, lv: LoadedVersion) -> None:
+        group = self.groups.get(slot.config.group or "")
+        if group is not None and group.cache_size is not None:
+            key = (slot.config.name, lv.version)
+            if group.lru.get(key) is lv:
+                group.lru.move_to_end(key)
+
+    def _evict(self, group: ModelGroup) -> None:
+        assert group.cache_size is not None
+        while len(group.lru) > group.cache_size:
+            victim = next(((k, lv) for k, lv in group.lru.items() if lv.inflight == 0), None)
+            if victim is None:
+                return  # everything is busy; evict when a request finishes
+            (name, version), lv = victim
+            log.info("cache: unloading %s v%s (least recently used)", name, version)
+            slot = self.slots.get(name)
+            if slot is None:
+                del group.lru[(name, version)]
+                continue
+            self._retire(slot, lv)
+
+    # -- predictions -------------------------------------------------------------
+    async def resolve(self, name: str, version: VersionRef = "latest") -> LoadedVersion:
+        """The loaded version that answers ``version`` of ``name``, loading it when it must."""
+        slot = self.slots.get(name)
+        if slot is None:
+            raise NotFound(f"model {name!r} is not served here")
+        if version == "latest":
+            lv = slot.latest
+            if lv is None:
+                async with slot.lock:
+                    if slot.snapshot is None:
+                        await self._refresh_locked(slot)
+                    if slot.latest is None:
+                        await self._ensure_latest(slot)
+                lv = slot.latest
+                if lv is None:
+                    raise ModelUnavailable(
+                        f"model {name!r} has no version that can answer now",
+                        cause=slot.error or self._last_failure(slot),
+                    )
+            self._touch(slot, lv)
+            return lv
+        lv = slot.loaded.get(version)
+        if lv is None and slot.latest is not None and slot.latest.version == version:
+            lv = slot.latest
+        if lv is not None:
+            self._touch(slot, lv)
+            return lv
+        snap = slot.snapshot
+        if snap is None or version not in snap:
+            async with slot.lock:
+                await self._refresh_locked(slot)
+            snap = slot.snapshot or {}
+            if version not in snap:
+                raise NotFound(f"model {name!r} has no version {version}")
+        lv = await self._load(slot, version, snap[version])
+        if lv.retired:
+            raise ModelUnavailable(f"model {name!r} v{version} was just replaced; retry")
+        slot.loaded.setdefault(version, lv)
+        return lv
+
+    def acquire(self, lv: LoadedVersion) -> None:
+        """Keep ``lv`` loaded until :meth:`release` (for work outside :meth:`predict`)."""
+        lv.inflight += 1
+
+    def release(self, lv: LoadedVersion) -> None:
+        lv.inflight -= 1
+        if lv.inflight == 0 and not self._closed:
+            slot: ModelSlot = lv.slot
+            if lv.retired and not lv.unloaded:
+                self._spawn(self._unload(slot, lv))
+            else:
+                group = self.groups.get(slot.config.group or "")
+                if group is not None and group.cache_size is not None:
+                    self._evict(group)
+
+    async def predict(self, lv: LoadedVersion, inputs: list[Any]) -> list[Any]:
+        """Run ``inputs`` through ``lv`` in its model's executor; the version stays loaded until done."""
+        self.acquire(lv)
+        future = asyncio.get_running_loop().run_in_executor(lv.slot.executor, lv.predict, inputs)
+        future.add_done_callback(lambda _f: self.release(lv))
+        # Shielded: a client that goes away does not cancel the running prediction, and
+        # the version is released only when the executor is really done with it.
+        return await asyncio.shield(future)
+
+    # -- helpers -------------------------------------------------------------
+    async def _io(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._loader, fn, *args)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # -- predictions -------------------------------------------------------------
-    async def resolve(self, name: str, version: VersionRef = "latest") -> LoadedVersion:
-        """The loaded version that answers ``version`` of ``name``, loading a pinned one on demand."""
-        slot = self.slots.get(name)
-        if slot is None:
-            raise NotFound(f"model {name!r} is not served here")
-        if version == "latest":
-            if slot.latest is not None:
-                return slot.latest
-            wanted = slot.latest_wanted
-            if wanted is not None and wanted in slot.loading:
-                try:
-                    await self._load(slot, wanted)
-                except LoadError:
-                    pass
-                if slot.latest is not None:
-                    return slot.latest
-            raise ModelUnavailable(
-                f"model {name!r} has no version that can answer now",
-                cause=slot.error or self._last_failure(slot),
-            )
-        if version in slot.loaded:
-            return slot.loaded[version]
-        status = slot.status.get(version)
-        if status is None:
-            exists = await asyncio.get_running_loop().run_in_executor(
-                self._loader, self.store.has_manifest, name, version
-            )
-            if not exists:
-                raise NotFound(f"model {name!r} has no version {version}")
-        return await self._load(slot, version)
-
-    async def predict(self, lv: LoadedVersion, inputs: list[Any]) -> list[Any]:
-        """Run ``inputs`` through ``lv`` in its model's executor; the version stays loaded until done."""
-        slot = self.slots[lv.name]
-        lv.inflight += 1
-        future = asyncio.get_running_loop().run_in_executor(slot.executor, lv.predict, inputs)
-        future.add_done_callback(lambda _f: self._release(slot, lv))
-        # Shielded: a client that goes away does not cancel the running prediction, and
-        # the version is released only when the executor is really done with it.
-        return await asyncio.shield(future)
-
-    def _release(self, slot: ModelSlot, lv: LoadedVersion) -> None:
-        lv.inflight -= 1
-        if lv.retired and lv.inflight == 0 and not self._closed:
-            self._spawn(self._unload(slot, lv))
-
-    # -- status -------------------------------------------------------------
     def _last_failure(self, slot: ModelSlot) -> str | None:
         failed = [s for s in slot.status.values() if s.state is VersionState.FAILED]
         return max(failed, key=lambda s: s.since).error if failed else None

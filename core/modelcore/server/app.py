@@ -1,4 +1,4 @@
-"""The aiohttp application, built from a spec: routes, the model manager, its lifecycle."""
+"""The aiohttp application, built from a spec: routes, the model manager, watchers, lifecycle."""
 
 from __future__ import annotations
 
@@ -9,20 +9,32 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from modelcore.assemble import assemble
 from modelcore.plugins import ModelcorePluginManager, plugin_manager
 from modelcore.runtime import ModelManager
+from modelcore.runtime.handler import (
+    HandlerLoader,
+    ModelClient,
+    construct_handler,
+    load_handler_class,
+)
+from modelcore.runtime.reload import Reloader
 from modelcore.server import v2
 from modelcore.server.clipper import ClipperApi
 from modelcore.server.errors import error_middleware
+from modelcore.server.handlers import HandlerApi
 from modelcore.spec import LoadedSpec
 from modelcore.store import ModelStore
-from modelcore.validate import check_spec, model_configs
+from modelcore.validate import check_spec
 
 log = logging.getLogger(__name__)
 
 MANAGER = web.AppKey("manager", ModelManager)
 SPEC = web.AppKey("spec", LoadedSpec)
 STARTUP = web.AppKey("startup", asyncio.Task)
+RELOADER = web.AppKey("reloader", Reloader)
+HANDLERS = web.AppKey("handlers", list)
+PLUGINS = web.AppKey("plugins", ModelcorePluginManager)
 
 
 def create_app(
@@ -35,31 +47,76 @@ def create_app(
     """Build the server for ``loaded``; models start loading when the app starts."""
     pm = pm or plugin_manager()
     spec = loaded.spec
-    store = store or ModelStore(loaded.store_url, spec.storage_options)
-    if check:
-        check_spec(loaded, pm, store)
-    manager = ModelManager(store, pm, model_configs(loaded))
+    assembly = check_spec(loaded, pm, store) if check else assemble(loaded, store)
+    manager = ModelManager(assembly.store, pm, assembly.configs.values(), assembly.groups.values())
     app = web.Application(
         client_max_size=spec.server.max_body_bytes, middlewares=[error_middleware]
     )
     app[MANAGER] = manager
     app[SPEC] = loaded
+    app[PLUGINS] = pm
+    app[RELOADER] = Reloader(manager, spec.poll_interval)
+    app[HANDLERS] = []
     input_types = pm.input_types()
     query_ids = itertools.count()
     for api in spec.apis:
-        clipper = ClipperApi(api, manager, input_types[api.input_type], query_ids)
-        app.router.add_post(api.predict_route, clipper.handle)
-    v2.add_routes(app, manager)
+        models = assembly.apis[api.name]
+        route = api.predict_route
+        if api.handler is not None:
+            handler_api = HandlerApi(api)
+            app[HANDLERS].append((handler_api, models))
+            app.router.add_post(route, handler_api.post)
+            app.router.add_get(route, handler_api.get)
+            continue
+        clipper = ClipperApi(api, manager, input_types[api.input_type], query_ids, models)
+        if models.single is not None:
+            app.router.add_post(route, clipper.handle)
+        else:
+            app.router.add_post(f"/{api.name}/{{model}}/predict", clipper.handle)
+    v2.add_routes(app, manager, lambda: all(h.instance is not None for h, _ in app[HANDLERS]))
     app.cleanup_ctx.append(_lifecycle)
     return app
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    manager = app[MANAGER]
     # Load in the background: the server answers liveness at once, readiness when loaded.
-    app[STARTUP] = asyncio.create_task(manager.start())
+    app[STARTUP] = asyncio.create_task(_startup(app))
     yield
     startup = app[STARTUP]
     if not startup.done():
         startup.cancel()
-    await manager.close()
+    await app[RELOADER].stop()
+    await app[MANAGER].close()
+    for handler_api, _models in app[HANDLERS]:
+        await asyncio.to_thread(handler_api.executor.shutdown, True, cancel_futures=True)
+
+
+async def _startup(app: web.Application) -> None:
+    manager, loaded = app[MANAGER], app[SPEC]
+    loop = asyncio.get_running_loop()
+    # Handlers first: a handler's load_model is the loader of its API's models.
+    for handler_api, models in app[HANDLERS]:
+        api = handler_api.api
+        client = ModelClient(manager, loop, models.names, models.group)
+        handler_api.client = client
+        try:
+            cls = load_handler_class(loaded.resolve_handler(api.handler or ""))
+            extra: dict[str, object] = {}
+            for offered in app[PLUGINS].hook.modelcore_handler_arguments(model_client=client):
+                extra.update(offered or {})
+            instance = await asyncio.to_thread(construct_handler, cls, api.config, client, extra)
+        except Exception as exc:
+            handler_api.error = f"{type(exc).__name__}: {exc}"
+            log.error("handler of API %s failed to start: %s", api.name, handler_api.error)
+            continue
+        load_model = getattr(instance, "load_model", None)
+        if callable(load_model):
+            loader = HandlerLoader(load_model)
+            for name in models.names:
+                manager.slots[name].config.loader = loader
+            if models.group is not None:
+                manager.groups[models.group].template.loader = loader
+        handler_api.set_instance(instance)
+    if loaded.spec.watch:
+        app[RELOADER].start()
+    await manager.start()

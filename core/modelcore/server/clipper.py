@@ -9,7 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from modelcore import _json
-from modelcore.errors import BadRequest, ModelUnavailable
+from modelcore.assemble import ApiModels
+from modelcore.errors import BadRequest, ModelUnavailable, NotFound
 from modelcore.runtime import ModelManager
 from modelcore.runtime.manager import VersionRef
 from modelcore.server.errors import json_response
@@ -30,14 +31,31 @@ class ClipperApi:
         manager: ModelManager,
         input_type: InputType,
         query_ids: itertools.count[int],
+        models: ApiModels,
     ):
         self.api = api
         self.manager = manager
         self.decode = input_type.decode
         self.query_ids = query_ids
         self.has_default = "default_output" in api.model_fields_set
+        self.models = models
+        self.single = models.single
+
+    def _model(self, request: web.Request) -> str:
+        """The model a request is for: the API's one model, or ``/<api>/<model>/predict``."""
+        if self.single is not None:
+            return self.single
+        name = request.match_info["model"]
+        if self.models.group is not None:
+            slot = self.manager.slots.get(name)
+            if slot is not None and slot.config.group == self.models.group:
+                return name
+        elif name in self.models.names:
+            return name
+        raise NotFound(f"API {self.api.name!r} serves no model {name!r}")
 
     async def handle(self, request: web.Request) -> web.Response:
+        model = self._model(request)
         body = await request.read()
         data = parse_body(body)
         version = parse_version(data.get("version", self.api.version))
@@ -55,7 +73,7 @@ class ClipperApi:
                 'the body needs "input" (one input) or "input_batch" (a list of inputs)'
             )
         try:
-            lv = await self.manager.resolve(self.api.model, version)
+            lv = await self.manager.resolve(model, version)
         except ModelUnavailable as exc:
             if not self.has_default:
                 raise

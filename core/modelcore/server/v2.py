@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from modelcore.errors import BadRequest
@@ -9,12 +11,14 @@ from modelcore.runtime import ModelManager
 from modelcore.server.errors import error_response, json_response
 
 
-def add_routes(app: web.Application, manager: ModelManager) -> None:
+def add_routes(
+    app: web.Application, manager: ModelManager, others_ready: Callable[[], bool] = lambda: True
+) -> None:
     async def live(_request: web.Request) -> web.Response:
         return json_response({"live": True})
 
     async def ready(_request: web.Request) -> web.Response:
-        if manager.ready():
+        if manager.ready() and others_ready():
             return json_response({"ready": True})
         return error_response("not every model is loaded yet", 503, "loading")
 

@@ -24,6 +24,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from modelcore.errors import Conflict, NotFound, StoreError
 from modelcore.manifest import MANIFEST_NAME, Manifest
+from modelcore.store.cache import DiskCache
 from modelcore.store.layout import check_model_name, check_version, is_model_name, parse_version
 
 STAGING_PREFIX = ".staging-"
@@ -56,6 +57,8 @@ class ModelStore:
                 / digest
             )
         )
+        self.disk_cache = DiskCache(self.cache_dir)
+        self._flat: dict[str, bool] = {}
 
     def __repr__(self) -> str:
         return f"ModelStore({self.url!r})"
@@ -91,9 +94,14 @@ class ModelStore:
         )
 
     def list_versions(self, name: str, *, complete_only: bool = True) -> list[int]:
-        """Integer version folders of ``name``, ascending; with ``complete_only``, those with a manifest."""
+        """Integer version folders of ``name``, ascending; with ``complete_only``, those with a manifest.
+
+        Without ``complete_only``, a model folder holding files but no integer
+        folders is version 1 (as in Cortex).
+        """
         versions = []
-        for base, kind in self._children(self.model_path(name)):
+        children = self._children(self.model_path(name))
+        for base, kind in children:
             version = parse_version(base)
             if version is None or kind != "directory":
                 continue
@@ -102,7 +110,81 @@ class ModelStore:
             ):
                 continue
             versions.append(version)
+        if not complete_only and not any(parse_version(b) is not None for b, _ in children):
+            self._flat[name] = any(not b.startswith(".") for b, _ in children)
+            return [1] if self._flat[name] else []
+        self._flat[name] = False
         return sorted(versions)
+
+    def snapshot(self, name: str, *, complete_only: bool = True) -> dict[int, str]:
+        """Every version of ``name`` with a fingerprint of its files, from one listing.
+
+        The fingerprint covers each file's path, size and ETag or modification
+        time, so a version restructured or rewritten in place gets a new one.
+        With ``complete_only`` a version folder without a manifest is left out;
+        without it, a model folder with files but no integer folders is version 1.
+        """
+        base = self.model_path(name)
+        per_version: dict[int, list[tuple[str, int, str]]] = {}
+        flat: list[tuple[str, int, str]] = []
+        for rel, size, stamp in self._files_under(base):
+            head, _, rest = rel.partition("/")
+            version = parse_version(head)
+            if version is not None and rest:
+                per_version.setdefault(version, []).append((rest, size, stamp))
+            elif version is None and not head.startswith("."):
+                flat.append((rel, size, stamp))
+        if complete_only:
+            per_version = {
+                v: f for v, f in per_version.items() if any(r == MANIFEST_NAME for r, _, _ in f)
+            }
+        self._flat[name] = not per_version and not complete_only and bool(flat)
+        if self._flat[name]:
+            per_version = {1: flat}
+        return {v: _fingerprint(files) for v, files in sorted(per_version.items())}
+
+    def _files_under(self, base: str) -> list[tuple[str, int, str]]:
+        """(relative path, size, stamp) of every file under ``base``; [] when it does not exist."""
+        out = []
+        if self.is_local:
+            root = Path(base)
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = [d for d in dirnames if not d.startswith(STAGING_PREFIX)]
+                for fname in filenames:
+                    full = os.path.join(dirpath, fname)
+                    try:
+                        st = os.stat(full)
+                    except OSError:
+                        continue  # removed while we walked
+                    rel = os.path.relpath(full, root).replace(os.sep, "/")
+                    out.append((rel, st.st_size, str(st.st_mtime_ns)))
+            return out
+        try:
+            entries = self.fs.find(base, detail=True, withdirs=False)
+        except FileNotFoundError:
+            return []
+        prefix = base.rstrip("/") + "/"
+        for path, info in entries.items():
+            path = "/" + path.lstrip("/") if prefix.startswith("/") else path
+            if not path.startswith(prefix):
+                continue
+            stamp = (
+                info.get("ETag")
+                or info.get("LastModified")
+                or info.get("mtime")
+                or info.get("created")
+            )
+            out.append((path[len(prefix) :], int(info.get("size") or 0), str(stamp or "")))
+        return out
+
+    def version_dir(self, name: str, version: int) -> str:
+        """Where a version's files are: its folder, or the model folder of a flat model."""
+        path = self.version_path(name, version)
+        if version == 1 and name not in self._flat:
+            self.list_versions(name, complete_only=False)
+        if version == 1 and self._flat.get(name):
+            return self.model_path(name)
+        return path
 
     def latest_version(self, name: str) -> int | None:
         versions = self.list_versions(name)
@@ -123,23 +205,37 @@ class ModelStore:
         return bool(self.fs.exists(f"{self.version_path(name, version)}/{MANIFEST_NAME}"))
 
     # -- reading --------------------------------------------------------------
-    def local_dir(self, name: str, version: int) -> Path:
-        """A local folder holding the version's files (the folder itself for a local store)."""
-        remote = self.version_path(name, version)
+    def local_dir(self, name: str, version: int, fingerprint: str | None = None) -> Path:
+        """A local folder holding the version's files (the folder itself for a local store).
+
+        A remote version is downloaded into the disk cache first, under its
+        fingerprint, so a rewritten version is never mixed with its old files.
+        """
+        remote = self.version_dir(name, version)
         if self.is_local:
             path = Path(remote)
             if not path.is_dir():
                 raise NotFound(f"model {name!r} has no version {version}")
             return path
-        target = self.cache_dir / name / str(version)
-        if target.is_dir():
+        if fingerprint is None:
+            fingerprint = self.snapshot(name, complete_only=False).get(version)
+            if fingerprint is None:
+                raise NotFound(f"model {name!r} has no version {version}")
+        target = self.disk_cache.entry(name, version, fingerprint)
+        if self.disk_cache.lookup(target):
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
+        flat = remote == self.model_path(name)
         try:
-            if not self.fs.isdir(remote):
-                raise NotFound(f"model {name!r} has no version {version}")
-            self.fs.get(remote + "/", str(tmp) + "/", recursive=True)
+            for rel, _size, _stamp in self._files_under(remote):
+                if rel.startswith(".") or (
+                    flat and parse_version(rel.partition("/")[0]) is not None
+                ):
+                    continue
+                dest = tmp / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                self.fs.get_file(f"{remote}/{rel}", str(dest))
             os.rename(tmp, target)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -149,6 +245,7 @@ class ModelStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        self.disk_cache.added(target)
         return target
 
     # -- publishing -------------------------------------------------------------
@@ -230,6 +327,13 @@ class ModelStore:
                 self.fs.put_file(str(path), f"{target}/{rel}")
         self.fs.pipe_file(f"{target}/{MANIFEST_NAME}", manifest.to_yaml().encode())
         self.invalidate()
+
+
+def _fingerprint(files: list[tuple[str, int, str]]) -> str:
+    digest = hashlib.sha256()
+    for rel, size, stamp in sorted(files):
+        digest.update(f"{rel}\0{size}\0{stamp}\n".encode())
+    return digest.hexdigest()
 
 
 class _Taken(Exception):
