@@ -46,9 +46,9 @@ def serve(aiohttp_client, store_dir: Path) -> ServeFn:
     """Start a server for a spec's ``apis:`` YAML (store = store_dir) and wait until it is ready."""
 
     async def start(
-        apis_yaml: str, *, server_yaml: str = "", wait_ready: bool = True
+        apis_yaml: str, *, server_yaml: str = "", top: str = "", wait_ready: bool = True
     ) -> TestClient:
-        text = f"store: {store_dir}\n{server_yaml}\napis:\n" + textwrap.indent(
+        text = f"store: {store_dir}\n{server_yaml}\n{top}\napis:\n" + textwrap.indent(
             textwrap.dedent(apis_yaml), "  "
         )
         loaded = parse_spec(text, str(store_dir / "spec.yaml"))

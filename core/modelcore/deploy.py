@@ -30,6 +30,7 @@ def deploy(
     pkgs_to_install: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
+    warmup_inputs: Sequence[Any] | None = None,
     storage_options: dict[str, Any] | None = None,
     pm: ModelcorePluginManager | None = None,
 ) -> int:
@@ -39,7 +40,9 @@ def deploy(
     (a torch module goes to the PyTorch backend); with no model, the function
     is a Python closure. ``version=None`` takes the next integer; an existing
     version is never overwritten. ``options`` are passed to the backend's save
-    hook (e.g. example inputs for an ONNX export).
+    hook (e.g. example inputs for an ONNX export). ``warmup_inputs`` (request
+    inputs, as JSON values) are predicted once after each load, before the
+    version serves: a version that fails them never replaces the serving one.
     """
     pm = pm or plugin_manager()
     check_model_name(name)
@@ -75,7 +78,11 @@ def deploy(
             pkgs_to_install=list(pkgs_to_install or []),
             has_function=has_function,
             files=hash_tree(staged),
-            metadata={**result.metadata, **(metadata or {})},
+            metadata={
+                **result.metadata,
+                **(metadata or {}),
+                **({"warmup_inputs": list(warmup_inputs)} if warmup_inputs else {}),
+            },
         )
         return target.publish(name, staged, manifest, version)
 
@@ -89,6 +96,7 @@ def deploy_python_closure(
     input_type: str = "doubles",
     pkgs_to_install: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
+    warmup_inputs: Sequence[Any] | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> int:
     """Clipper's Python closure deployer: ``func`` takes a list of inputs, returns a list as long.
@@ -105,6 +113,7 @@ def deploy_python_closure(
         input_type=input_type,
         pkgs_to_install=pkgs_to_install,
         metadata=metadata,
+        warmup_inputs=warmup_inputs,
         storage_options=storage_options,
     )
 

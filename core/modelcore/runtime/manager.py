@@ -66,7 +66,7 @@ class ModelManager:
             if name in self.slots:
                 log.warning("model %s in %s shadows a model of another API", name, group.store.url)
                 continue
-            self.add_model(group.template.for_model(name))
+            self.add_model(group.template.for_model(name, group.store))
             log.info("model %s appeared in %s", name, group.store.url)
             await self.refresh(name)
         for name in sorted(current - names):
@@ -376,7 +376,9 @@ class ModelManager:
     def _evict(self, group: ModelGroup) -> None:
         assert group.cache_size is not None
         while len(group.lru) > group.cache_size:
-            victim = next(((k, lv) for k, lv in group.lru.items() if lv.inflight == 0), None)
+            # Never the most recently used entry: it was just loaded or asked for.
+            candidates = list(group.lru.items())[:-1]
+            victim = next(((k, lv) for k, lv in candidates if lv.inflight == 0), None)
             if victim is None:
                 return  # everything is busy; evict when a request finishes
             (name, version), lv = victim

@@ -36,8 +36,9 @@ class ModelConfig:
         """Bare version folders count only when something other than a manifest says how to load."""
         return self.backend is None and self.loader is None
 
-    def for_model(self, name: str) -> ModelConfig:
-        return replace(self, name=name, folder=None, versions=set(self.versions))
+    def for_model(self, name: str, store: ModelStore) -> ModelConfig:
+        """This configuration for a model of a directory group."""
+        return replace(self, name=name, store=store, folder=None, versions=set(self.versions))
 
 
 @dataclass
