@@ -18,6 +18,12 @@ from modelcore.spec import parse_spec
 
 
 @pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path_factory, monkeypatch):
+    """Remote stores download into a per-test cache, never into ~/.cache."""
+    monkeypatch.setenv("MODELCORE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(autouse=True)
 def _fresh_plugin_manager():
     """Each test sees a freshly built process-wide plugin manager."""
     set_plugin_manager(None)
@@ -59,3 +65,14 @@ def serve(aiohttp_client, store_dir: Path) -> ServeFn:
         return client
 
     return start
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on 127.0.0.1 for the whole session."""
+    from modelcore.testing.s3 import start_s3_server
+
+    server = start_s3_server()
+    yield server
+    server.process.terminate()
+    server.process.wait(timeout=10)

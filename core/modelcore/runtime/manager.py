@@ -316,9 +316,7 @@ class ModelManager:
                     "backend (or handler) for it"
                 )
             backend = self.pm.backend(backend_name)
-        directory = store.local_dir(folder, version, fingerprint)
-        if not store.is_local:
-            store.disk_cache.pin(directory)
+        directory = store.local_dir(folder, version, fingerprint, pin=True)
         try:
             model = backend.load(directory, manifest, config.device)
             model = backend.place(model, config.device)

@@ -49,21 +49,25 @@ class DiskCache:
     def entry(self, name: str, version: int, fingerprint: str) -> Path:
         return self.root / name / f"{version}-{fingerprint[:16]}"
 
-    def lookup(self, path: Path) -> bool:
-        """True (and marked as just used) when ``path`` is downloaded."""
+    def lookup(self, path: Path, pin: bool = False) -> bool:
+        """True (and marked as just used, and pinned if asked) when ``path`` is downloaded."""
         with self._lock:
             if path.is_dir():
                 self._used[path] = time.monotonic()
                 self._sizes.setdefault(path, tree_size(path))
+                if pin:
+                    self._pins[path] = self._pins.get(path, 0) + 1
                 return True
             return False
 
-    def added(self, path: Path) -> None:
-        """Record a finished download and evict what no longer fits."""
+    def added(self, path: Path, pin: bool = False) -> None:
+        """Record a finished download (pinned if asked) and evict what no longer fits."""
         with self._lock:
             self._used[path] = time.monotonic()
             self._sizes[path] = tree_size(path)
-        self.evict()
+            if pin:
+                self._pins[path] = self._pins.get(path, 0) + 1
+        self.evict(keep=path)
 
     def pin(self, path: Path) -> None:
         with self._lock:
@@ -78,12 +82,12 @@ class DiskCache:
                 self._pins.pop(path, None)
         self.evict()
 
-    def evict(self) -> list[Path]:
-        """Remove least recently used, unpinned entries until the limits hold."""
+    def evict(self, keep: Path | None = None) -> list[Path]:
+        """Remove least recently used, unpinned entries (never ``keep``) until the limits hold."""
         removed = []
         with self._lock:
             while self._over():
-                candidates = [p for p in self._used if p not in self._pins]
+                candidates = [p for p in self._used if p not in self._pins and p != keep]
                 if not candidates:
                     break
                 victim = min(candidates, key=self._used.__getitem__)

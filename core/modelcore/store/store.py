@@ -205,11 +205,14 @@ class ModelStore:
         return bool(self.fs.exists(f"{self.version_path(name, version)}/{MANIFEST_NAME}"))
 
     # -- reading --------------------------------------------------------------
-    def local_dir(self, name: str, version: int, fingerprint: str | None = None) -> Path:
+    def local_dir(
+        self, name: str, version: int, fingerprint: str | None = None, *, pin: bool = False
+    ) -> Path:
         """A local folder holding the version's files (the folder itself for a local store).
 
         A remote version is downloaded into the disk cache first, under its
         fingerprint, so a rewritten version is never mixed with its old files.
+        With ``pin``, the download stays in the cache until ``disk_cache.unpin``.
         """
         remote = self.version_dir(name, version)
         if self.is_local:
@@ -222,7 +225,7 @@ class ModelStore:
             if fingerprint is None:
                 raise NotFound(f"model {name!r} has no version {version}")
         target = self.disk_cache.entry(name, version, fingerprint)
-        if self.disk_cache.lookup(target):
+        if self.disk_cache.lookup(target, pin=pin):
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
@@ -239,13 +242,13 @@ class ModelStore:
             os.rename(tmp, target)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            if target.is_dir():  # another thread finished the same download first
+            if self.disk_cache.lookup(target, pin=pin):  # another thread downloaded it first
                 return target
             raise StoreError(f"cannot download {remote}: {exc}") from exc
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        self.disk_cache.added(target)
+        self.disk_cache.added(target, pin=pin)
         return target
 
     # -- publishing -------------------------------------------------------------
