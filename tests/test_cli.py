@@ -76,6 +76,10 @@ def test_serve_subprocess_answers_http_and_stops_on_sigterm(
         )
         status, body = _http("POST", f"{base}/add1/predict", {"input": "oops"})
         assert status == 400 and "expected a JSON array" in body["error"]
+        listed = json.loads(run_cli("models", "--server", base, "--json").stdout)
+        assert listed == [
+            {"name": "add1", "version": "1", "state": "READY", "reason": "", "serving": True}
+        ]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:

@@ -118,3 +118,49 @@ apis:
     assert lines[1].startswith("s.yaml:7: apis.1.model: model 'missing' is not in the store")
     assert lines[2] == "s.yaml:10: apis.2.version: model 'add1' has no version 9 in the store"
     assert lines[3].startswith("s.yaml:13: apis.3.backend: no backend 'nosuchbackend' is installed")
+
+
+def test_models_and_handler_fields_are_checked() -> None:
+    base = "store: .\napis:\n  - name: a\n"
+    assert _error(base + "    models: {dir: x, path: y}\n") == (
+        "specs/api.yaml:4: apis.0.models: give exactly one of path, paths or dir"
+    )
+    assert _error(base + "    model: m\n    models: {dir: x}\n") == (
+        "specs/api.yaml:5: apis.0.models: give model or models, not both"
+    )
+    assert _error(base + "    handler: nocolon\n") == (
+        "specs/api.yaml:4: apis.0.handler: a handler is path/to/file.py:Class or module:Class"
+    )
+    assert _error(base + "    models: {dir: x, disk_cache_size: lots}\n") == (
+        "specs/api.yaml:4: apis.0.models.disk_cache_size: 'lots' is not a size such as '500MB' or '2GiB'"
+    )
+    assert "apis.0.models.cache_size" in _error(base + "    models: {dir: x, cache_size: 0}\n")
+    assert "unknown field" in _error(base + "    models: {dir: x, paths_: []}\n")
+
+
+def test_check_reports_missing_folders_and_broken_handlers(tmp_path: Path, add1_store: Path) -> None:
+    (tmp_path / "bad_handler.py").write_text("raise RuntimeError('boom at import')\n")
+    text = f"""\
+store: {add1_store}
+apis:
+  - name: a
+    models: {{dir: nowhere}}
+  - name: b
+    models:
+      paths:
+        - {{name: x, path: add1}}
+        - {{name: y, path: missing}}
+  - name: c
+    handler: {tmp_path}/bad_handler.py:Handler
+  - name: d
+    handler: {tmp_path}/absent.py:Handler
+"""
+    loaded = parse_spec(text, "s.yaml")
+    with pytest.raises(SpecError) as info:
+        check_spec(loaded, get_plugin_manager(), ModelStore(loaded.store_url))
+    lines = info.value.message.splitlines()
+    assert lines[0] == f"s.yaml:4: apis.0.models.dir: no such folder {add1_store}/nowhere"
+    assert lines[1] == f"s.yaml:9: apis.1.models.paths.1.path: model 'missing' is not in the store {add1_store}/missing"
+    assert lines[2].startswith("s.yaml:11: apis.2.handler: cannot import handler")
+    assert "RuntimeError: boom at import" in lines[2]
+    assert lines[3] == f"s.yaml:13: apis.3.handler: handler file {tmp_path}/absent.py does not exist"

@@ -55,8 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true")
     plugins.set_defaults(func=cmd_plugins)
 
-    models = sub.add_parser("models", help="list the models and versions in a store")
-    models.add_argument("store")
+    models = sub.add_parser(
+        "models", help="list the models and versions in a store (or their states in a server)"
+    )
+    models.add_argument("store", nargs="?", help="a path or fsspec URL")
+    models.add_argument("--server", help="a running server's URL, e.g. http://127.0.0.1:8080")
     models.add_argument("--json", action="store_true")
     models.set_defaults(func=cmd_models)
     return parser
@@ -113,9 +116,25 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    rows = _server_models(args.server) if args.server else _store_models(args.store)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print(f"no models in {args.server or args.store}")
+    elif args.server:
+        _table(rows, ["name", "version", "state", "serving", "reason"])
+    else:
+        _table(rows, ["model", "version", "backend", "format", "created", "state"])
+    return 0
+
+
+def _store_models(url: str | None) -> list[dict[str, Any]]:
+    from modelcore.errors import BadRequest
     from modelcore.store import ModelStore
 
-    store = ModelStore(args.store)
+    if not url:
+        raise BadRequest("give a store (a path or URL) or --server URL")
+    store = ModelStore(url)
     rows: list[dict[str, Any]] = []
     for name in store.list_models():
         complete = set(store.list_versions(name))
@@ -143,13 +162,27 @@ def cmd_models(args: argparse.Namespace) -> int:
                         "state": "no manifest",
                     }
                 )
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    elif rows:
-        _table(rows, ["model", "version", "backend", "format", "created", "state"])
-    else:
-        print(f"no models in {store.url}")
-    return 0
+    return rows
+
+
+def _server_models(url: str) -> list[dict[str, Any]]:
+    import urllib.error
+    import urllib.request
+
+    from modelcore.errors import ModelcoreError
+
+    request = urllib.request.Request(
+        url.rstrip("/") + "/v2/repository/index",
+        data=b"{}",
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            rows: list[dict[str, Any]] = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ModelcoreError(f"cannot read {url}: {exc}") from None
+    return rows
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:

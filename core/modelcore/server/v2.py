@@ -35,6 +35,24 @@ def add_routes(
                 return json_response({"name": name, **entry})
         return error_response(f"model {name!r} has no version {raw}", 404)
 
+    async def repository_index(_request: web.Request) -> web.Response:
+        """The repository extension's index: one entry per known model version."""
+        entries = []
+        for name in sorted(manager.slots):
+            status = manager.model_status(name)
+            for v in status["versions"]:
+                entries.append(
+                    {
+                        "name": name,
+                        "version": str(v["version"]),
+                        "state": v["state"].upper(),
+                        "reason": v["error"] or "",
+                        "serving": status["latest"] == v["version"],
+                    }
+                )
+        return json_response(entries)
+
+    app.router.add_post("/v2/repository/index", repository_index)
     app.router.add_get("/v2/health/live", live)
     app.router.add_get("/v2/health/ready", ready)
     app.router.add_get("/v2/models/{name}", model_status)
