@@ -19,6 +19,12 @@ class BackendInfo:
     name: str
     description: str = ""
     frameworks: tuple[str, ...] = ()
+    isolation: str | None = None
+    """``"process"`` when the backend must run in an isolated worker (never in the server)."""
+    requirements: tuple[str, ...] = ()
+    """What a worker environment for this backend installs (pip requirement strings)."""
+    excluded: tuple[str, ...] = ()
+    """Distributions that must not be in that environment (``import mxnet`` breaks with onnx)."""
 
 
 @dataclass
