@@ -138,7 +138,9 @@ def test_models_and_handler_fields_are_checked() -> None:
     assert "unknown field" in _error(base + "    models: {dir: x, paths_: []}\n")
 
 
-def test_check_reports_missing_folders_and_broken_handlers(tmp_path: Path, add1_store: Path) -> None:
+def test_check_reports_missing_folders_and_broken_handlers(
+    tmp_path: Path, add1_store: Path
+) -> None:
     (tmp_path / "bad_handler.py").write_text("raise RuntimeError('boom at import')\n")
     text = f"""\
 store: {add1_store}
@@ -160,7 +162,12 @@ apis:
         check_spec(loaded, get_plugin_manager(), ModelStore(loaded.store_url))
     lines = info.value.message.splitlines()
     assert lines[0] == f"s.yaml:4: apis.0.models.dir: no such folder {add1_store}/nowhere"
-    assert lines[1] == f"s.yaml:9: apis.1.models.paths.1.path: model 'missing' is not in the store {add1_store}/missing"
+    assert (
+        lines[1]
+        == f"s.yaml:9: apis.1.models.paths.1.path: model 'missing' is not in the store {add1_store}/missing"
+    )
     assert lines[2].startswith("s.yaml:11: apis.2.handler: cannot import handler")
     assert "RuntimeError: boom at import" in lines[2]
-    assert lines[3] == f"s.yaml:13: apis.3.handler: handler file {tmp_path}/absent.py does not exist"
+    assert (
+        lines[3] == f"s.yaml:13: apis.3.handler: handler file {tmp_path}/absent.py does not exist"
+    )
