@@ -7,6 +7,7 @@ import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelcore.errors import SpecError
 from modelcore.runtime import ModelConfig, ModelGroup
@@ -59,6 +60,7 @@ def assemble(loaded: LoadedSpec, store: ModelStore | None = None) -> Assembly:
             threads=api.threads,
             versions={api.version},
             group=api.name,
+            **_isolation(api),
         )
         if models.dir is not None:
             group_store = _store_for(loaded, loaded.resolve_path(models.dir), api.name)
@@ -123,12 +125,24 @@ def _add(
             threads=api.threads,
             versions={api.version},
             group=group,
+            **_isolation(api),
         )
     else:
         config.versions.add(api.version)
         config.threads = max(config.threads, api.threads)
         config.backend = config.backend or api.backend
         config.group = config.group or group
+
+
+def _isolation(api: ApiSpec) -> dict[str, Any]:
+    env = api.environment
+    return {
+        "isolation": "process" if env is not None else api.isolation,
+        "replicas": api.replicas,
+        "env_requirements": list(env.requirements) if env else [],
+        "env_python": env.python if env else None,
+        "timeout": api.timeout_s,
+    }
 
 
 def _store_for(loaded: LoadedSpec, url: str, api: str) -> ModelStore:

@@ -75,6 +75,14 @@ class ModelsSpec(_Strict):
         return self
 
 
+class EnvironmentSpec(_Strict):
+    """A worker environment: packages to install (built once, cached), or an interpreter to use."""
+
+    requirements: list[str] = Field(default_factory=list)
+    python: str | None = None
+    """An existing Python (e.g. another venv's ``bin/python``) with modelcore installed; used as is."""
+
+
 class ApiSpec(_Strict):
     name: str
     """The API's name; its route is ``POST /<name>/predict`` unless ``route`` says otherwise."""
@@ -96,6 +104,14 @@ class ApiSpec(_Strict):
     device: str = "cpu"
     threads: Annotated[int, Field(gt=0, le=256)] = 2
     """Threads predicting for this API's model at once."""
+    isolation: Literal["thread", "process"] | None = None
+    """``process`` runs the model in worker processes; unset, the backend decides."""
+    replicas: Annotated[int, Field(gt=0, le=64)] = 1
+    """Worker processes per model version (with process isolation)."""
+    environment: EnvironmentSpec | None = None
+    """The worker's environment; implies process isolation."""
+    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    """A worker that takes longer to answer is killed and restarted; the request answers 503."""
 
     @model_validator(mode="after")
     def _what_to_serve(self) -> ApiSpec:
@@ -103,6 +119,10 @@ class ApiSpec(_Strict):
             raise _LocatedError(("models",), "give model or models, not both")
         if self.model is None and self.models is None and self.handler is None:
             raise _LocatedError(("model",), "an API needs a model, models, or a handler")
+        if self.isolation == "thread" and (self.replicas > 1 or self.environment is not None):
+            raise _LocatedError(
+                ("isolation",), "replicas and environment need isolation: process (or unset)"
+            )
         if self.handler is not None and not re.match(
             r"^[^:]+:[A-Za-z_][A-Za-z0-9_]*$", self.handler
         ):

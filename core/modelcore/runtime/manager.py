@@ -15,13 +15,19 @@ import logging
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelcore.errors import LoadError, ModelcoreError, ModelUnavailable, NotFound, StoreError
 from modelcore.plugins import ModelcorePluginManager
 from modelcore.runtime.loaded import LoadedVersion, VersionState
 from modelcore.runtime.slots import ModelConfig, ModelGroup, ModelSlot, VersionRef
+from modelcore.runtime.worker.envs import EnvBuilder, install_source
+from modelcore.runtime.worker.pool import WorkerBackend, WorkerPool
 from modelcore.store import ModelStore
+
+if TYPE_CHECKING:
+    from modelcore.manifest import Manifest
+    from modelcore.plugins import Backend
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,7 @@ class ModelManager:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self.swaps = 0
+        self.envs = EnvBuilder()
 
     # -- models come and go -------------------------------------------------------------
     def add_model(self, config: ModelConfig) -> ModelSlot:
@@ -93,6 +100,9 @@ class ModelManager:
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
+        for slot in self.slots.values():
+            for pending in list(slot.loading.values()):
+                pending.cancel()
         for slot in self.slots.values():
             await asyncio.to_thread(slot.executor.shutdown, True, cancel_futures=True)
             for lv in list(slot.loaded.values()) + ([slot.latest] if slot.latest else []):
@@ -315,10 +325,15 @@ class ModelManager:
                     f"version {version} has no modelcore.yaml manifest and the spec names no "
                     "backend (or handler) for it"
                 )
-            backend = self.pm.backend(backend_name)
+            backend = self._isolate(config, self.pm.backend(backend_name), manifest, version)
         directory = store.local_dir(folder, version, fingerprint, pin=True)
         try:
-            model = backend.load(directory, manifest, config.device)
+            if isinstance(backend, WorkerBackend):
+                model = backend.load(
+                    directory, manifest, config.device, name=config.name, version=version
+                )
+            else:
+                model = backend.load(directory, manifest, config.device)
             model = backend.place(model, config.device)
             lv = LoadedVersion(
                 config.name, version, backend, model, manifest, fingerprint, directory
@@ -331,6 +346,39 @@ class ModelManager:
                 store.disk_cache.unpin(directory)
             raise
         return lv
+
+    def _isolate(
+        self, config: ModelConfig, backend: Backend, manifest: Manifest | None, version: int
+    ) -> Backend | WorkerBackend:
+        """The backend itself, or a worker pool's proxy when the model must run isolated."""
+        info = backend.info
+        pkgs = list(manifest.pkgs_to_install) if manifest else []
+        wants_process = (
+            config.isolation == "process"
+            or info.isolation == "process"
+            or bool(pkgs or config.env_requirements or config.env_python)
+        )
+        if not wants_process:
+            return backend
+        if config.isolation == "thread":
+            raise StoreError(
+                f"backend {info.name!r} must run in a worker process, and the spec says "
+                "isolation: thread"
+                if info.isolation == "process"
+                else f"version {version} needs packages ({', '.join(pkgs)}) that only a worker "
+                "environment can have, and the spec says isolation: thread"
+            )
+        python = config.env_python
+        requirements = [*info.requirements, *pkgs, *config.env_requirements]
+        if python is None and requirements:
+            sources = [install_source("modelcore")]
+            dist = self.pm.statuses.get(backend.plugin_name)
+            if dist is not None and dist.distribution and dist.distribution != "modelcore":
+                sources.append(install_source(dist.distribution))
+            python = self.envs.ensure(
+                sources, requirements, info.excluded, label=f"{config.name} v{version}"
+            )
+        return WorkerBackend(info, python, config.replicas, config.timeout)
 
     def _warm_up(self, lv: LoadedVersion) -> None:
         """Run the deployer's warm-up inputs once, so a broken model fails before it serves."""
@@ -473,5 +521,15 @@ class ModelManager:
             "name": name,
             "latest": slot.latest.version if slot.latest else None,
             "error": slot.error,
-            "versions": [slot.status[v].to_json() for v in sorted(slot.status)],
+            "versions": [self._version_json(slot, v) for v in sorted(slot.status)],
         }
+
+    def _version_json(self, slot: ModelSlot, version: int) -> dict[str, Any]:
+        entry = slot.status[version].to_json()
+        lv = slot.loaded.get(version)
+        if lv is None and slot.latest is not None and slot.latest.version == version:
+            lv = slot.latest
+        if lv is not None and isinstance(lv.model, WorkerPool):
+            entry["workers"] = lv.model.pids()
+            entry["worker_restarts"] = lv.model.restarts
+        return entry

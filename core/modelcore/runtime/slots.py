@@ -30,6 +30,11 @@ class ModelConfig:
     group: str | None = None
     loader: Any = None
     """A backend-like object that loads every version (a Python handler's ``load_model``)."""
+    isolation: str | None = None
+    replicas: int = 1
+    env_requirements: list[str] = field(default_factory=list)
+    env_python: str | None = None
+    timeout: float = 60.0
 
     @property
     def needs_manifest(self) -> bool:
@@ -65,8 +70,10 @@ class ModelSlot:
         self.config = config
         self.store = store
         self.folder = config.folder or config.name
+        # A worker pool answers replicas requests at once; keep each replica busy.
         self.executor = ThreadPoolExecutor(
-            max_workers=config.threads, thread_name_prefix=f"predict-{config.name}"
+            max_workers=max(config.threads, 2 * config.replicas),
+            thread_name_prefix=f"predict-{config.name}",
         )
         self.loaded: dict[int, LoadedVersion] = {}
         self.loading: dict[tuple[int, str], asyncio.Future[LoadedVersion]] = {}

@@ -1,0 +1,1 @@
+"""Isolated model workers: a framed socket protocol, worker processes, per-model environments."""
