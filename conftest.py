@@ -14,6 +14,12 @@ def _has_gpu() -> bool:
     return shutil.which("nvidia-smi") is not None or os.path.exists("/dev/nvidia0")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _worker_envs_in_session_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Worker environments built by tests go to the session's tmp (never ~/.cache), built once."""
+    os.environ.setdefault("MODELCORE_ENV_CACHE", str(tmp_path_factory.mktemp("envs")))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _has_gpu():
         return

@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-# Plugins that cannot share the main environment (they run in their own worker environments).
-SEPARATE_ENV_PLUGINS=" mxnet "
+# Plugins whose framework cannot share the main environment are still installed there (their
+# packages import no framework); the framework lives in a worker environment (MXNet: .venv-mxnet).
+SEPARATE_ENV_PLUGINS=""
 
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv with $($PYTHON --version)"
@@ -44,5 +45,14 @@ if [ ! -x .venv-moto/bin/moto_server ]; then
     "$PYTHON" -m venv .venv-moto
     quiet_pip .venv-moto/bin/python -m pip install -q --disable-pip-version-check "moto[server]"
     test -x .venv-moto/bin/moto_server
+fi
+# MXNet 1.9.1 needs numpy<1.24: its tests (and deploying an mxnet model) run in .venv-mxnet.
+# No onnx there: `import mxnet` imports onnx when present and breaks on a numpy-2 onnx.
+if [ ! -x .venv-mxnet/bin/python ] || ! .venv-mxnet/bin/python -c "import mxnet, modelcore_mxnet" 2>/dev/null; then
+    echo "setup: creating .venv-mxnet (mxnet 1.9.1, numpy 1.23)"
+    "$PYTHON" -m venv .venv-mxnet
+    quiet_pip .venv-mxnet/bin/python -m pip install -q --disable-pip-version-check \
+        -e . -e "plugins/mxnet[framework,test]"
+    .venv-mxnet/bin/python -c "import mxnet, numpy; assert numpy.__version__.startswith('1.23')"
 fi
 echo "$want" > "$stamp"

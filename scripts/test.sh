@@ -8,5 +8,7 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy (core)"
 .venv/bin/mypy
+echo "== pytest (mxnet plugin, in .venv-mxnet: numpy 1.23)"
+.venv-mxnet/bin/python -m pytest plugins/mxnet "$@"
 echo "== pytest"
 exec .venv/bin/pytest "$@"

@@ -17,14 +17,6 @@ from modelcore.server.app import STARTUP
 from modelcore.spec import parse_spec
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _worker_envs_in_session_tmp(tmp_path_factory):
-    """Worker environments are built once per test session (building one takes a while)."""
-    import os
-
-    os.environ.setdefault("MODELCORE_ENV_CACHE", str(tmp_path_factory.mktemp("envs")))
-
-
 @pytest.fixture(autouse=True)
 def _cache_in_tmp(tmp_path_factory, monkeypatch):
     """Remote stores download into a per-test cache, never into ~/.cache."""

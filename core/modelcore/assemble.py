@@ -11,6 +11,7 @@ from typing import Any
 
 from modelcore.errors import SpecError
 from modelcore.runtime import ModelConfig, ModelGroup
+from modelcore.runtime.batching import BatchingConfig
 from modelcore.spec import ApiSpec, LoadedSpec
 from modelcore.store import ModelStore
 from modelcore.units import parse_size
@@ -136,7 +137,17 @@ def _add(
 
 def _isolation(api: ApiSpec) -> dict[str, Any]:
     env = api.environment
+    batching = None
+    if api.batching is not None:
+        batching = BatchingConfig(
+            max_batch_size=api.batching.max_batch_size,
+            max_delay_ms=api.batching.max_delay_ms,
+            adaptive=api.batching.adaptive,
+            # Half the SLO: a request may wait for the batch ahead of it, then run in its own.
+            target_ms=api.slo_ms / 2 if api.slo_ms else None,
+        )
     return {
+        "batching": batching,
         "isolation": "process" if env is not None else api.isolation,
         "replicas": api.replicas,
         "env_requirements": list(env.requirements) if env else [],

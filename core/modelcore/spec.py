@@ -75,6 +75,37 @@ class ModelsSpec(_Strict):
         return self
 
 
+class BatchingSpec(_Strict):
+    """Concurrent requests to one model version are handed to the backend as one list."""
+
+    max_batch_size: Annotated[int, Field(gt=0, le=65536)] = 32
+    max_delay_ms: Annotated[float, Field(ge=0, le=60000)] = 0.0
+    """How long a batch may wait for more inputs once a thread is free (0: never wait)."""
+    adaptive: bool = False
+    """Tune the batch size (AIMD) so batches finish within half of the API's ``slo_ms``."""
+
+
+class CacheSpec(_Strict):
+    """A prediction cache, keyed by model, version and input."""
+
+    max_bytes: Annotated[int, Field(gt=0)] | str
+
+    @field_validator("max_bytes")
+    @classmethod
+    def _size(cls, value: int | str) -> int | str:
+        if isinstance(value, str):
+            _count, size = parse_size(value)
+            if size is None:
+                raise ValueError("a size such as '64MB'")
+        return value
+
+    @property
+    def bytes(self) -> int:
+        if isinstance(self.max_bytes, int):
+            return self.max_bytes
+        return parse_size(self.max_bytes)[1] or 0
+
+
 class EnvironmentSpec(_Strict):
     """A worker environment: packages to install (built once, cached), or an interpreter to use."""
 
@@ -112,6 +143,10 @@ class ApiSpec(_Strict):
     """The worker's environment; implies process isolation."""
     timeout_s: Annotated[float, Field(gt=0)] = 60.0
     """A worker that takes longer to answer is killed and restarted; the request answers 503."""
+    batching: BatchingSpec | None = None
+    slo_ms: Annotated[float, Field(gt=0)] | None = None
+    """A request not answered within this gets ``default_output`` with ``"default": true``."""
+    cache: CacheSpec | None = None
 
     @model_validator(mode="after")
     def _what_to_serve(self) -> ApiSpec:

@@ -63,6 +63,7 @@ class LoadedVersion:
 
     __slots__ = (
         "backend",
+        "batcher",
         "fingerprint",
         "inflight",
         "keep_status",
@@ -97,6 +98,8 @@ class LoadedVersion:
         self.retired = False
         self.unloaded = False
         self.keep_status = False
+        self.batcher: Any = None
+        """The version's batch queue, made on its first request when batching is on."""
         self.slot: Any = None
         """The manager's slot this version belongs to (opaque here)."""
 

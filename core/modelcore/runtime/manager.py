@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelcore.errors import LoadError, ModelcoreError, ModelUnavailable, NotFound, StoreError
 from modelcore.plugins import ModelcorePluginManager
+from modelcore.runtime.batching import Batcher
 from modelcore.runtime.loaded import LoadedVersion, VersionState
 from modelcore.runtime.slots import ModelConfig, ModelGroup, ModelSlot, VersionRef
 from modelcore.runtime.worker.envs import EnvBuilder, install_source
@@ -57,6 +58,7 @@ class ModelManager:
         self._closed = False
         self.swaps = 0
         self.envs = EnvBuilder()
+        self._event_loop: asyncio.AbstractEventLoop | None = None
 
     # -- models come and go -------------------------------------------------------------
     def add_model(self, config: ModelConfig) -> ModelSlot:
@@ -90,6 +92,7 @@ class ModelManager:
     # -- start and stop -------------------------------------------------------------
     async def start(self) -> None:
         """Scan every model and load what the spec asks for; failures are recorded, not raised."""
+        self._event_loop = asyncio.get_running_loop()
         for name, group in self.groups.items():
             if group.dir_mode:
                 await self.sync_group(name)
@@ -107,7 +110,7 @@ class ModelManager:
             await asyncio.to_thread(slot.executor.shutdown, True, cancel_futures=True)
             for lv in list(slot.loaded.values()) + ([slot.latest] if slot.latest else []):
                 if not lv.unloaded:
-                    await self._io(self._unload_sync, slot, lv)
+                    await asyncio.to_thread(self._unload_sync, slot, lv)
             slot.loaded.clear()
             slot.latest = None
         await asyncio.to_thread(self._loader.shutdown, True, cancel_futures=True)
@@ -254,7 +257,7 @@ class ModelManager:
             self._spawn(self._unload(slot, lv))
 
     async def _unload(self, slot: ModelSlot, lv: LoadedVersion) -> None:
-        await self._io(self._unload_sync, slot, lv)
+        await asyncio.to_thread(self._unload_sync, slot, lv)
         if not lv.keep_status and lv.version not in slot.loaded:
             status = slot.status.get(lv.version)
             if status is not None:
@@ -264,6 +267,8 @@ class ModelManager:
                     status.set(VersionState.UNLOADED)
 
     def _unload_sync(self, slot: ModelSlot, lv: LoadedVersion) -> None:
+        if lv.batcher is not None:
+            self._loop_call(lv.batcher.close)
         lv.unload()
         if lv.local_dir is not None and not slot.store.is_local:
             slot.store.disk_cache.unpin(lv.local_dir)
@@ -298,7 +303,7 @@ class ModelManager:
             ) from exc
         status.load_seconds = time.perf_counter() - started
         if self._closed or slot.removed:
-            await self._io(self._unload_sync, slot, lv)
+            await asyncio.to_thread(self._unload_sync, slot, lv)
             raise LoadError(f"model {slot.config.name} is no longer served")
         status.set(VersionState.READY)
         log.info(
@@ -491,17 +496,55 @@ class ModelManager:
                 if group is not None and group.cache_size is not None:
                     self._evict(group)
 
-    async def predict(self, lv: LoadedVersion, inputs: list[Any]) -> list[Any]:
-        """Run ``inputs`` through ``lv`` in its model's executor; the version stays loaded until done."""
+    async def predict(
+        self, lv: LoadedVersion, inputs: list[Any], deadline: float | None = None
+    ) -> list[Any]:
+        """Run ``inputs`` through ``lv``; the version stays loaded until they are done.
+
+        With batching configured, the inputs join the version's batch queue; a
+        ``deadline`` (event-loop time) drops them from the queue once it passes.
+        """
         self.acquire(lv)
-        future = asyncio.get_running_loop().run_in_executor(lv.slot.executor, lv.predict, inputs)
+        slot: ModelSlot = lv.slot
+        if slot.config.batching is not None:
+            if lv.batcher is None:
+                lv.batcher = Batcher(
+                    lv,
+                    slot.executor,
+                    slot.config.batching,
+                    slot.concurrency,
+                    self.acquire,
+                    self.release,
+                )
+            try:
+                return await lv.batcher.submit(inputs, deadline)
+            finally:
+                self.release(lv)
+        future = asyncio.get_running_loop().run_in_executor(slot.executor, lv.predict, inputs)
         future.add_done_callback(lambda _f: self.release(lv))
         # Shielded: a client that goes away does not cancel the running prediction, and
         # the version is released only when the executor is really done with it.
         return await asyncio.shield(future)
 
     # -- helpers -------------------------------------------------------------
+    def _loop_call(self, fn: Any) -> None:
+        """Run ``fn`` on the event loop (from a loader thread or the loop itself)."""
+        loop = self._event_loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            fn()
+        else:
+            loop.call_soon_threadsafe(fn)
+
     async def _io(self, fn: Any, *args: Any) -> Any:
+        """Blocking store or load work, in the loader threads (refused once closing)."""
+        if self._closed:
+            raise LoadError("the server is shutting down")
         return await asyncio.get_running_loop().run_in_executor(self._loader, fn, *args)
 
     def _spawn(self, coro: Any) -> None:

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from modelcore.runtime.batching import BatchingConfig
 from modelcore.runtime.loaded import LoadedVersion, VersionStatus
 from modelcore.store import ModelStore
 
@@ -35,6 +36,7 @@ class ModelConfig:
     env_requirements: list[str] = field(default_factory=list)
     env_python: str | None = None
     timeout: float = 60.0
+    batching: BatchingConfig | None = None
 
     @property
     def needs_manifest(self) -> bool:
@@ -70,9 +72,12 @@ class ModelSlot:
         self.config = config
         self.store = store
         self.folder = config.folder or config.name
-        # A worker pool answers replicas requests at once; keep each replica busy.
+        # Several replicas answer at once: keep each of them busy.
+        self.concurrency = (
+            config.threads if config.replicas == 1 else max(config.threads, 2 * config.replicas)
+        )
         self.executor = ThreadPoolExecutor(
-            max_workers=max(config.threads, 2 * config.replicas),
+            max_workers=self.concurrency,
             thread_name_prefix=f"predict-{config.name}",
         )
         self.loaded: dict[int, LoadedVersion] = {}

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from modelcore.assemble import assemble
+from modelcore.errors import NotFound
 from modelcore.plugins import ModelcorePluginManager, plugin_manager
 from modelcore.runtime import ModelManager
 from modelcore.runtime.handler import (
@@ -21,7 +22,7 @@ from modelcore.runtime.handler import (
 from modelcore.runtime.reload import Reloader
 from modelcore.server import v2
 from modelcore.server.clipper import ClipperApi
-from modelcore.server.errors import error_middleware
+from modelcore.server.errors import error_middleware, json_response
 from modelcore.server.handlers import HandlerApi
 from modelcore.spec import LoadedSpec
 from modelcore.store import ModelStore
@@ -35,6 +36,7 @@ STARTUP = web.AppKey("startup", asyncio.Task)
 RELOADER = web.AppKey("reloader", Reloader)
 HANDLERS = web.AppKey("handlers", list)
 PLUGINS = web.AppKey("plugins", ModelcorePluginManager)
+APIS = web.AppKey("apis", dict)
 
 
 def create_app(
@@ -57,6 +59,7 @@ def create_app(
     app[PLUGINS] = pm
     app[RELOADER] = Reloader(manager, spec.poll_interval)
     app[HANDLERS] = []
+    app[APIS] = {}
     input_types = pm.input_types()
     query_ids = itertools.count()
     for api in spec.apis:
@@ -69,13 +72,22 @@ def create_app(
             app.router.add_get(route, handler_api.get)
             continue
         clipper = ClipperApi(api, manager, input_types[api.input_type], query_ids, models)
+        app[APIS][api.name] = clipper
         if models.single is not None:
             app.router.add_post(route, clipper.handle)
         else:
             app.router.add_post(f"/{api.name}/{{model}}/predict", clipper.handle)
     v2.add_routes(app, manager, lambda: all(h.instance is not None for h, _ in app[HANDLERS]))
+    app.router.add_get("/v2/apis/{api}", _api_stats)
     app.cleanup_ctx.append(_lifecycle)
     return app
+
+
+async def _api_stats(request: web.Request) -> web.Response:
+    clipper = request.app[APIS].get(request.match_info["api"])
+    if clipper is None:
+        raise NotFound(f"no API {request.match_info['api']!r} with a predict route")
+    return json_response(clipper.stats())
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from typing import Any
@@ -11,8 +12,9 @@ from aiohttp import web
 from modelcore import _json
 from modelcore.assemble import ApiModels
 from modelcore.errors import BadRequest, ModelUnavailable, NotFound
-from modelcore.runtime import ModelManager
+from modelcore.runtime import LoadedVersion, ModelManager
 from modelcore.runtime.manager import VersionRef
+from modelcore.runtime.pcache import PredictionCache, input_key
 from modelcore.server.errors import json_response
 from modelcore.spec import ApiSpec
 from modelcore.types import InputType
@@ -40,6 +42,8 @@ class ClipperApi:
         self.has_default = "default_output" in api.model_fields_set
         self.models = models
         self.single = models.single
+        self.slo_s = api.slo_ms / 1000.0 if api.slo_ms else None
+        self.cache = PredictionCache(api.cache.bytes) if api.cache else None
 
     def _model(self, request: web.Request) -> str:
         """The model a request is for: the API's one model, or ``/<api>/<model>/predict``."""
@@ -55,6 +59,7 @@ class ClipperApi:
         raise NotFound(f"API {self.api.name!r} serves no model {name!r}")
 
     async def handle(self, request: web.Request) -> web.Response:
+        started = asyncio.get_running_loop().time()
         model = self._model(request)
         body = await request.read()
         data = parse_body(body)
@@ -78,12 +83,75 @@ class ClipperApi:
             if not self.has_default:
                 raise
             return self._defaults(len(inputs), batch, exc.message)
-        outputs = await self.manager.predict(lv, inputs)
+        outputs = await self._outputs(lv, inputs, started)
+        if outputs is None:
+            why = f"no answer within the API's {self.api.slo_ms:g} ms SLO"
+            return self._defaults(len(inputs), batch, why)
         results = [
-            {"query_id": next(self.query_ids), "output": decode_output(out), "default": False}
-            for out in outputs
+            {"query_id": next(self.query_ids), "output": out, "default": False} for out in outputs
         ]
         return json_response({"batch_predictions": results} if batch else results[0])
+
+    async def _outputs(
+        self, lv: LoadedVersion, inputs: list[Any], started: float
+    ) -> list[Any] | None:
+        """Decoded outputs, from the cache where it has them; ``None`` when the SLO ran out."""
+        cache = self.cache
+        keys: list[tuple[str, int, str, bytes] | None] = []
+        outputs: list[Any] = [None] * len(inputs)
+        todo = list(range(len(inputs)))
+        if cache is not None:
+            todo = []
+            for i, value in enumerate(inputs):
+                digest = input_key(value)
+                key = None if digest is None else (lv.name, lv.version, lv.fingerprint, digest)
+                keys.append(key)
+                hit, out = cache.get(key) if key is not None else (False, None)
+                if hit:
+                    outputs[i] = out
+                else:
+                    todo.append(i)
+        if todo:
+            pending = [inputs[i] for i in todo]
+            if self.slo_s is None:
+                fresh = await self.manager.predict(lv, pending)
+            else:
+                deadline = started + self.slo_s
+                left = deadline - asyncio.get_running_loop().time()
+                try:
+                    fresh = await asyncio.wait_for(
+                        self.manager.predict(lv, pending, deadline), left
+                    )
+                except asyncio.TimeoutError:
+                    return None  # the late result is dropped, never queued behind others
+            for i, out in zip(todo, fresh, strict=True):
+                outputs[i] = decoded = decode_output(out)
+                if cache is not None and keys[i] is not None:
+                    cache.put(keys[i], decoded)  # type: ignore[arg-type]
+        return outputs
+
+    def stats(self) -> dict[str, Any]:
+        """What ``GET /v2/apis/<api>`` shows: routes, models, cache and batching figures."""
+        models = (
+            self.models.names
+            if self.models.group is None
+            else sorted(
+                n for n, s in self.manager.slots.items() if s.config.group == self.models.group
+            )
+        )
+        batching = {}
+        for name in models:
+            slot = self.manager.slots.get(name)
+            lv = slot.latest if slot is not None else None
+            if lv is not None and lv.batcher is not None:
+                batching[name] = {"version": lv.version, **lv.batcher.stats()}
+        return {
+            "name": self.api.name,
+            "models": models,
+            "slo_ms": self.api.slo_ms,
+            "cache": self.cache.stats() if self.cache is not None else None,
+            "batching": batching,
+        }
 
     def _decode(self, value: Any, index: int | None) -> Any:
         try:

@@ -1,0 +1,221 @@
+"""Adaptive batching per model version: concurrent requests become one call of the backend.
+
+Requests queue; the batcher hands the backend as many queued inputs as the
+current batch limit allows, as soon as an executor thread is free (and after
+at most ``max_delay_ms`` of waiting for more). Results are split back to their
+requests. A failed batch is retried one request at a time, so one bad input
+fails only its own request. A request whose deadline (its API's SLO) passed
+while it queued is dropped before it reaches the model: a late answer is never
+computed behind other requests.
+
+The limit adapts with AIMD, as in Clipper: after a batch that finished within
+the latency target the limit grows (by a quarter, at least one), after one that
+missed it the limit shrinks to three quarters. AIMD needs no model of the
+latency curve, recovers from load changes within a few batches, and is what
+Clipper measured; a fitted latency model would converge faster but misjudges
+when the curve changes (a GPU shared with another model, a thermal throttle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections import deque
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelcore.runtime.loaded import LoadedVersion
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    max_batch_size: int = 32
+    max_delay_ms: float = 0.0
+    adaptive: bool = False
+    target_ms: float | None = None
+    """Latency a batch should stay under (from the API's SLO); ``None``: grow to the maximum."""
+
+
+class _Item:
+    __slots__ = ("deadline", "future", "inputs")
+
+    def __init__(
+        self, inputs: list[Any], future: asyncio.Future[list[Any]], deadline: float | None
+    ):
+        self.inputs = inputs
+        self.future = future
+        self.deadline = deadline
+
+
+class Batcher:
+    """The queue and dispatch loop of one loaded model version."""
+
+    def __init__(
+        self,
+        lv: LoadedVersion,
+        executor: Executor,
+        config: BatchingConfig,
+        concurrency: int,
+        acquire: Any,
+        release: Any,
+    ):
+        self.lv = lv
+        self.executor = executor
+        self.config = config
+        self.concurrency = max(1, concurrency)
+        self._acquire = acquire
+        self._release = release
+        self.limit = (
+            1 if config.adaptive and config.target_ms is not None else config.max_batch_size
+        )
+        self.queue: deque[_Item] = deque()
+        self.queued_inputs = 0
+        self.running = 0
+        self.batches = 0
+        self.batched_inputs = 0
+        self.dropped = 0
+        self.last_batch_size = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, inputs: list[Any], deadline: float | None = None) -> list[Any]:
+        """Queue ``inputs`` (one request) and wait for their outputs."""
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self.queue.append(_Item(inputs, future, deadline))
+        self.queued_inputs += len(inputs)
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+        self._wake.set()
+        return await future
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for item in self.queue:
+            if not item.future.done():
+                item.future.cancel()
+        self.queue.clear()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self.queue or self.running >= self.concurrency:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self.queued_inputs < self.limit and self.config.max_delay_ms > 0:
+                waited = await self._wait_for_more(self.config.max_delay_ms / 1000.0)
+                if not waited:
+                    continue
+            items = self._take(loop.time())
+            if not items:
+                continue
+            self.running += 1
+            self._acquire(self.lv)
+            started = time.perf_counter()
+            job = loop.run_in_executor(
+                self.executor, _run_batch, self.lv, [i.inputs for i in items]
+            )
+            job.add_done_callback(functools.partial(self._done, items=items, started=started))
+
+    async def _wait_for_more(self, delay: float) -> bool:
+        """Wait up to ``delay`` for the queue to fill to the limit; False if it emptied."""
+        deadline = asyncio.get_running_loop().time() + delay
+        while self.queued_inputs < self.limit:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), left)
+            except asyncio.TimeoutError:
+                break
+        return bool(self.queue)
+
+    def _take(self, now: float) -> list[_Item]:
+        items: list[_Item] = []
+        size = 0
+        while self.queue:
+            item = self.queue[0]
+            if item.future.done() or (item.deadline is not None and item.deadline <= now):
+                self.queue.popleft()
+                self.queued_inputs -= len(item.inputs)
+                self.dropped += 1  # answered already (the SLO's default), never computed late
+                continue
+            if items and size + len(item.inputs) > self.limit:
+                break
+            self.queue.popleft()
+            self.queued_inputs -= len(item.inputs)
+            items.append(item)
+            size += len(item.inputs)
+        return items
+
+    def _done(self, job: asyncio.Future[list[Any]], *, items: list[_Item], started: float) -> None:
+        self.running -= 1
+        self._release(self.lv)
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        size = sum(len(i.inputs) for i in items)
+        self.batches += 1
+        self.batched_inputs += size
+        self.last_batch_size = size
+        try:
+            results = job.result()
+        except BaseException as exc:  # the executor refused (shutting down)
+            results = [exc] * len(items)
+        for item, result in zip(items, results, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(result, BaseException):
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)
+        self._adapt(size, elapsed_ms)
+        self._wake.set()
+
+    def _adapt(self, size: int, elapsed_ms: float) -> None:
+        config = self.config
+        if not config.adaptive or config.target_ms is None:
+            return
+        if elapsed_ms > config.target_ms:
+            self.limit = max(1, int(self.limit * 0.75))
+        elif size >= self.limit:
+            self.limit = min(config.max_batch_size, self.limit + max(1, self.limit // 4))
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "limit": self.limit,
+            "batches": self.batches,
+            "mean_batch_size": self.batched_inputs / self.batches if self.batches else 0.0,
+            "last_batch_size": self.last_batch_size,
+            "queued": self.queued_inputs,
+            "dropped_late": self.dropped,
+        }
+
+
+def _run_batch(lv: LoadedVersion, groups: list[list[Any]]) -> list[Any]:
+    """Predict all groups at once; if that fails, each group alone (blocking, in the executor)."""
+    flat = [x for group in groups for x in group]
+    try:
+        outputs = lv.predict(flat)
+    except Exception as exc:
+        if len(groups) == 1:
+            return [exc]
+        results: list[Any] = []
+        for group in groups:
+            try:
+                results.append(lv.predict(group))
+            except Exception as single:
+                results.append(single)
+        return results
+    out: list[Any] = []
+    offset = 0
+    for group in groups:
+        out.append(outputs[offset : offset + len(group)])
+        offset += len(group)
+    return out

@@ -1,0 +1,137 @@
+"""Adaptive batching, latency SLOs and the prediction cache, through the HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import modelcore
+from modelcore.server import MANAGER
+
+
+async def post(client, path, payload):
+    resp = await client.post(path, data=json.dumps(payload))
+    return resp.status, await resp.json()
+
+
+def echo_with_batch_size(xs):
+    import time
+
+    time.sleep(0.02)
+    return [json.dumps({"x": float(x[0]), "batch": len(xs)}) for x in xs]
+
+
+async def test_concurrent_requests_are_batched_and_split_back(store_dir: Path, serve) -> None:
+    modelcore.deploy_python_closure(store_dir, "m", echo_with_batch_size)
+    client = await serve(
+        "- {name: m, model: m, threads: 1, batching: {max_batch_size: 8, max_delay_ms: 20}}"
+    )
+    answers = await asyncio.gather(
+        *(post(client, "/m/predict", {"input": [float(i)]}) for i in range(24))
+    )
+    assert all(status == 200 for status, _ in answers)
+    assert [body["output"]["x"] for _, body in answers] == [float(i) for i in range(24)]
+    sizes = [body["output"]["batch"] for _, body in answers]
+    assert max(sizes) == 8 and min(sizes) >= 1
+    stats = (await (await client.get("/v2/apis/m")).json())["batching"]["m"]
+    assert stats["batches"] < 24 and stats["mean_batch_size"] > 1
+
+
+def picky(xs):
+    if any(x[0] < 0 for x in xs):
+        raise ValueError("negative input in the batch")
+    return [float(x[0]) * 2 for x in xs]
+
+
+async def test_one_bad_input_fails_only_its_own_request(store_dir: Path, serve) -> None:
+    modelcore.deploy_python_closure(store_dir, "m", picky)
+    client = await serve(
+        "- {name: m, model: m, threads: 1, batching: {max_batch_size: 16, max_delay_ms: 50}}"
+    )
+    values = [1.0, 2.0, -1.0, 3.0, 4.0]
+    answers = await asyncio.gather(*(post(client, "/m/predict", {"input": [v]}) for v in values))
+    for value, (status, body) in zip(values, answers, strict=True):
+        if value < 0:
+            assert status == 500 and "negative input" in body["error"]
+        else:
+            assert status == 200 and body["output"] == value * 2
+
+
+def per_item_cost(xs):
+    import time
+
+    time.sleep(0.002 + 0.0005 * len(xs))
+    return [len(xs) for _ in xs]
+
+
+async def test_adaptive_batching_grows_the_batch_within_the_slo(store_dir: Path, serve) -> None:
+    modelcore.deploy_python_closure(store_dir, "m", per_item_cost)
+    client = await serve(
+        "- {name: m, model: m, threads: 1, slo_ms: 200,"
+        " batching: {max_batch_size: 32, adaptive: true}}"
+    )
+    for _ in range(6):
+        answers = await asyncio.gather(
+            *(post(client, "/m/predict", {"input": [1.0]}) for _ in range(48))
+        )
+        assert all(status == 200 and not body["default"] for status, body in answers)
+    stats = (await (await client.get("/v2/apis/m")).json())["batching"]["m"]
+    assert stats["limit"] > 8, stats  # grew from 1 by AIMD; each batch stays far below 100 ms
+
+
+def slow(xs):
+    import time
+
+    time.sleep(0.3)
+    return ["slow" for _ in xs]
+
+
+async def test_a_missed_slo_answers_the_default_and_drops_late_work(store_dir: Path, serve) -> None:
+    modelcore.deploy_python_closure(store_dir, "m", slow)
+    client = await serve(
+        "- {name: m, model: m, threads: 1, slo_ms: 100, default_output: late,"
+        " batching: {max_batch_size: 1}}"
+    )
+    started = time.monotonic()
+    answers = await asyncio.gather(
+        *(post(client, "/m/predict", {"input": [1.0]}) for _ in range(5))
+    )
+    assert time.monotonic() - started < 1.0  # never queued behind one another (5 x 0.3 s)
+    for status, body in answers:
+        assert status == 200
+        assert body["output"] == "late" and body["default"] is True
+        assert body["default_explanation"] == "no answer within the API's 100 ms SLO"
+    await asyncio.sleep(0.4)
+    stats = (await (await client.get("/v2/apis/m")).json())["batching"]["m"]
+    assert stats["dropped_late"] == 4 and stats["batches"] == 1
+
+
+def counter():
+    state = {"calls": 0}
+
+    def predict(xs):
+        state["calls"] += 1
+        return [state["calls"] for _ in xs]
+
+    return predict
+
+
+async def test_prediction_cache_hits_and_never_crosses_versions(store_dir: Path, serve) -> None:
+    modelcore.deploy_python_closure(store_dir, "m", counter())
+    client = await serve("- {name: m, model: m, cache: {max_bytes: 1MB}}")
+    assert (await post(client, "/m/predict", {"input": [1.0]}))[1]["output"] == 1
+    assert (await post(client, "/m/predict", {"input": [1.0]}))[1]["output"] == 1  # a hit
+    assert (await post(client, "/m/predict", {"input": [2.0]}))[1]["output"] == 2  # a miss
+    _, body = await post(client, "/m/predict", {"input_batch": [[1.0], [3.0], [2.0]]})
+    assert [p["output"] for p in body["batch_predictions"]] == [1, 3, 2]  # only [3.0] computed
+    cache = (await (await client.get("/v2/apis/m")).json())["cache"]
+    assert (cache["hits"], cache["misses"], cache["entries"]) == (3, 3, 3)
+    modelcore.deploy_python_closure(store_dir, "m", lambda xs: ["v2" for _ in xs])
+    manager = client.app[MANAGER]
+    deadline = time.monotonic() + 15
+    while manager.model_status("m")["latest"] != 2:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    assert (await post(client, "/m/predict", {"input": [1.0]}))[1]["output"] == "v2"
