@@ -153,3 +153,37 @@ def test_core_and_server_import_no_ml_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.slow
+def test_serve_workers_share_one_port(add1_store: Path, tmp_path: Path) -> None:
+    port = _free_port()
+    spec = tmp_path / "api.yaml"
+    spec.write_text(
+        f"store: {add1_store}\nserver: {{port: {port}}}\napis:\n  - {{name: add1, model: add1}}\n"
+    )
+    modelcore.deploy_python_closure(add1_store, "pid", lambda xs: [os.getpid() for _ in xs])
+    spec.write_text(spec.read_text() + "  - {name: pid, model: pid}\n")
+    proc = subprocess.Popen(
+        [*CLI, "serve", str(spec), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        pids: set[int] = set()
+        deadline = time.monotonic() + 90
+        while len(pids) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, pids
+            try:
+                status, body = _http("POST", f"{base}/pid/predict", {"input": [0.0]})
+                if status == 200:
+                    pids.add(body["output"])
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        assert _http("POST", f"{base}/add1/predict", {"input": [1.0]})[1]["output"] == 2.0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

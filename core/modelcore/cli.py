@@ -42,6 +42,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("spec")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (SO_REUSEPORT); each watches the store",
+    )
+    serve.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="event loop: uvloop when installed (the 'fast' extra), else asyncio",
+    )
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     validate = sub.add_parser(
@@ -73,11 +86,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from modelcore.spec import load_spec
 
     loaded = load_spec(args.spec)
-    app = create_app(loaded, pm=plugin_manager())
     host = args.host or loaded.spec.server.host
     port = args.port if args.port is not None else loaded.spec.server.port
+    if args.workers > 1:
+        return _serve_processes(args, host, port)
+    loop_name = _use_loop(args.loop)
+    app = create_app(loaded, pm=plugin_manager())
     names = ", ".join(a.name for a in loaded.spec.apis)
-    print(f"modelcore: serving {names} on http://{host}:{port} (spec {args.spec})", flush=True)
+    if not args.reuse_port:
+        print(
+            f"modelcore: serving {names} on http://{host}:{port} (spec {args.spec}, {loop_name})",
+            flush=True,
+        )
     web.run_app(
         app,
         host=host,
@@ -86,8 +106,85 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=None,
         handle_signals=True,
         shutdown_timeout=30,
+        reuse_port=args.reuse_port or None,
     )
     return 0
+
+
+def _use_loop(choice: str) -> str:
+    """Install uvloop when asked (or, with ``auto``, when it is installed); name the loop."""
+    if choice == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            from modelcore.errors import ModelcoreError
+
+            raise ModelcoreError(
+                "--loop uvloop: uvloop is not installed (pip install modelcore[fast])"
+            ) from None
+        return "asyncio"
+    uvloop.install()
+    return "uvloop"
+
+
+def _serve_processes(args: argparse.Namespace, host: str, port: int) -> int:
+    """Run ``--workers`` server processes on one port; restart any that dies; stop them together."""
+    import signal
+    import subprocess
+    import time
+
+    from modelcore.errors import BadRequest
+
+    if port == 0:
+        raise BadRequest("--workers needs a fixed --port (the processes share it)")
+    cmd = [
+        sys.executable,
+        "-m",
+        "modelcore",
+        "--log-level",
+        args.log_level,
+        "serve",
+        args.spec,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--loop",
+        args.loop,
+        "--reuse-port",
+    ]
+    children = [subprocess.Popen(cmd) for _ in range(args.workers)]
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(
+        f"modelcore: serving {args.spec} on http://{host}:{port} with {args.workers} processes "
+        f"(pids {', '.join(str(c.pid) for c in children)})",
+        flush=True,
+    )
+    while True:
+        time.sleep(0.2)
+        if stopping:
+            codes = [child.wait() for child in children]
+            return 0 if all(code == 0 for code in codes) else 1
+        for i, child in enumerate(children):
+            if child.poll() is not None:
+                log.error(
+                    "server process %s exited with %s; starting another",
+                    child.pid,
+                    child.returncode,
+                )
+                children[i] = subprocess.Popen(cmd)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
