@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,8 @@ def _default(obj: Any) -> Any:
 
 
 try:
+    if os.environ.get("MODELCORE_JSON") == "json":  # to measure the difference
+        raise ImportError("the standard library's json was asked for")
     import orjson
 
     _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
