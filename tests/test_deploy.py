@@ -60,3 +60,27 @@ def test_unknown_input_type_and_unclaimed_model(store_dir: Path) -> None:
     with pytest.raises(PluginError, match="no backend named 'nosuch'"):
         modelcore.deploy(store_dir, "m", lambda xs: xs, backend="nosuch")
     assert ModelStore(store_dir).list_versions("m") == []
+
+
+def test_functions_from_the_users_own_modules_are_saved_by_value(store_dir: Path, tmp_path) -> None:
+    """A function from a script module is loadable where that module does not exist."""
+    import subprocess
+    import sys
+
+    (tmp_path / "mytransforms.py").write_text(
+        "def triple(xs):\n    return [3 * x[0] for x in xs]\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import mytransforms
+
+        modelcore.deploy_python_closure(store_dir, "t", mytransforms.triple)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("mytransforms", None)
+    code = (
+        "import sys, numpy as np; from modelcore.closure import load_function; "
+        f"f = load_function({str(store_dir / 't' / '1')!r}); print(f([np.array([2.0])]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert out.stdout.strip() == "[np.float64(6.0)]", out.stderr

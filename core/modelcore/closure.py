@@ -8,9 +8,14 @@ pickle, so it is refused up front with both versions named.
 
 from __future__ import annotations
 
+import os
 import platform
+import site
+import sys
+import sysconfig
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -28,7 +33,12 @@ def save_function(func: Callable[..., Any], directory: str | Path) -> Path:
     if not callable(func):
         raise StoreError(f"the predict function must be callable, got {type(func).__name__}")
     path = Path(directory) / FUNC_FILE
+    own = _user_module(func)
     try:
+        if own is not None:
+            # The user's own module (a script, a notebook helper, a test file) is saved with
+            # the function: the server has no copy of it to import by name.
+            cloudpickle.register_pickle_by_value(own)
         data = cloudpickle.dumps(func)
     except Exception as exc:
         raise StoreError(
@@ -36,8 +46,44 @@ def save_function(func: Callable[..., Any], directory: str | Path) -> Path:
             "extensions (framework models) must be passed as `model=` instead",
             cause=f"{type(exc).__name__}: {exc}",
         ) from exc
+    finally:
+        if own is not None:
+            cloudpickle.unregister_pickle_by_value(own)
     path.write_bytes(data)
     return path
+
+
+def _user_module(func: Callable[..., Any]) -> ModuleType | None:
+    """The module ``func`` comes from, when it is the user's code rather than an installed package.
+
+    cloudpickle saves functions of importable modules by reference: the server
+    would have to import that module by name, and a user's script or test file
+    is not there. Installed packages (site-packages) and the standard library
+    are left by reference.
+    """
+    name: str | None = getattr(func, "__module__", None)
+    if not name or name == "__main__" or name in sys.stdlib_module_names:
+        return None
+    module = sys.modules.get(name)
+    if module is None:
+        return None
+    file = getattr(module, "__file__", None)
+    if not file:
+        return None
+    resolved = os.path.realpath(file)
+    installed = {
+        os.path.realpath(p)
+        for p in (
+            *site.getsitepackages(),
+            site.getusersitepackages(),
+            sysconfig.get_paths()["stdlib"],
+        )
+    }
+    if any(resolved.startswith(prefix + os.sep) for prefix in installed):
+        return None
+    if name.split(".")[0] in ("modelcore",) or name.startswith("modelcore_"):
+        return None
+    return module
 
 
 def check_compatible(manifest: Manifest) -> None:
