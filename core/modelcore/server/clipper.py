@@ -44,6 +44,7 @@ class ClipperApi:
         self.single = models.single
         self.slo_s = api.slo_ms / 1000.0 if api.slo_ms else None
         self.cache = PredictionCache(api.cache.bytes) if api.cache else None
+        self.slo_defaults = 0
 
     def _model(self, request: web.Request) -> str:
         """The model a request is for: the API's one model, or ``/<api>/<model>/predict``."""
@@ -85,6 +86,7 @@ class ClipperApi:
             return self._defaults(len(inputs), batch, exc.message)
         outputs = await self._outputs(lv, inputs, started)
         if outputs is None:
+            self.slo_defaults += len(inputs)
             why = f"no answer within the API's {self.api.slo_ms:g} ms SLO"
             return self._defaults(len(inputs), batch, why)
         results = [
@@ -149,6 +151,7 @@ class ClipperApi:
             "name": self.api.name,
             "models": models,
             "slo_ms": self.api.slo_ms,
+            "slo_defaults": self.slo_defaults,
             "cache": self.cache.stats() if self.cache is not None else None,
             "batching": batching,
         }
