@@ -30,6 +30,19 @@ class ServerSpec(_Strict):
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     max_body_bytes: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024
     """Requests with a larger body answer 413."""
+    request_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    """A prediction not answered within this answers 504 (its computation is abandoned)."""
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = 30.0
+    """On SIGTERM: how long requests in flight may take to finish before models unload."""
+    admin_token: str | None = None
+    """Bearer token for management routes; ``MODELCORE_ADMIN_TOKEN`` in the environment wins.
+    Without one, management routes exist only when the server listens on loopback."""
+    predict_token: str | None = None
+    """Bearer token every predict route requires; ``MODELCORE_PREDICT_TOKEN`` wins."""
+    verify_hashes: bool = True
+    """Check every file of a version against its manifest's sha256 before loading it."""
+    require_signed: bool = False
+    """Refuse versions whose manifest lacks a valid HMAC (key in ``MODELCORE_SIGNING_KEY``)."""
 
 
 class NamedPath(_Strict):
@@ -143,6 +156,8 @@ class ApiSpec(_Strict):
     """The worker's environment; implies process isolation."""
     timeout_s: Annotated[float, Field(gt=0)] = 60.0
     """A worker that takes longer to answer is killed and restarted; the request answers 503."""
+    max_queue: Annotated[int, Field(gt=0)] | None = None
+    """Requests waiting for this model beyond this answer 503 with ``Retry-After``."""
     batching: BatchingSpec | None = None
     slo_ms: Annotated[float, Field(gt=0)] | None = None
     """A request not answered within this gets ``default_output`` with ``"default": true``."""
