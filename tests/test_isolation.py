@@ -191,7 +191,7 @@ def test_workers_leave_no_orphans(store_dir: Path, tmp_path: Path, how: str) -> 
             assert time.monotonic() < deadline and proc.poll() is None
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/w", timeout=2) as r:
-                    pids = json.loads(r.read())["versions"][0].get("workers", [])
+                    pids = json.loads(r.read())["status"]["versions"][0].get("workers", [])
             except OSError:
                 pass
             time.sleep(0.1)

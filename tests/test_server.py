@@ -181,7 +181,7 @@ async def test_health_and_a_broken_only_version(store_dir: Path, serve) -> None:
     status, body = await _post(client, "/broken/predict", {"input": [1.0]})
     assert status == 503
     assert "has no version that can answer now" in body["error"]
-    assert "cannot unpickle the function" in body["cause"]
+    assert "func.pkl" in body["cause"]  # refused by its manifest's sha256 before unpickling
     status, body = await _post(client, "/fallback/predict", {"input": [1.0]})
     assert status == 200
     assert body["output"] == -1 and body["default"] is True
@@ -189,8 +189,9 @@ async def test_health_and_a_broken_only_version(store_dir: Path, serve) -> None:
     assert (await _post(client, "/good/predict", {"input": [1.0]}))[1]["output"] == 1
     resp = await client.get("/v2/models/broken")
     status_body = await resp.json()
-    assert status_body["versions"][0]["state"] == "failed"
-    assert "cannot unpickle" in status_body["versions"][0]["error"]
+    assert status_body["versions"] == ["1"] and status_body["platform"] == "python_closure"
+    assert status_body["status"]["versions"][0]["state"] == "failed"
+    assert "func.pkl" in status_body["status"]["versions"][0]["error"]
     resp = await client.get("/v2/models/good/versions/1")
     assert (await resp.json())["state"] == "ready"
 
