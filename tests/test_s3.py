@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import textwrap
 import time
@@ -101,8 +102,18 @@ async def test_s3_store_is_polled_and_swapped(aiohttp_client, tmp_path, s3_store
     assert await _output(client) == 1
     modelcore.deploy_python_closure(s3_store, "m", const(2))
     await _wait_output(client, 2)
-    # Rewritten in place: the same version reloads from a fresh download.
-    s3_store.fs.pipe_file(f"{s3_store.root}/m/2/func.pkl", cloudpickle.dumps(const(22)))
+    # Rewritten in place (files, then the manifest with their new hashes): the same version
+    # reloads from a fresh download.
+    data = cloudpickle.dumps(const(22))
+    manifest = s3_store.read_manifest("m", 2)
+    manifest.files = [
+        f.model_copy(update={"size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        if f.path == "func.pkl"
+        else f
+        for f in manifest.files
+    ]
+    s3_store.fs.pipe_file(f"{s3_store.root}/m/2/func.pkl", data)
+    s3_store.fs.pipe_file(f"{s3_store.root}/m/2/{MANIFEST_NAME}", manifest.to_yaml().encode())
     await _wait_output(client, 22)
     # Removed: falls back to the next highest version.
     s3_store.fs.rm(f"{s3_store.root}/m/2", recursive=True)

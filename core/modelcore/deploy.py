@@ -11,6 +11,7 @@ import cloudpickle
 
 from modelcore.closure import FUNC_FILE
 from modelcore.errors import BadRequest, PluginError
+from modelcore.integrity import as_key, sign_manifest, signing_key_from_env
 from modelcore.manifest import Manifest, hash_tree, now
 from modelcore.plugins import ModelcorePluginManager, plugin_manager
 from modelcore.store import ModelStore, check_model_name, open_store
@@ -33,6 +34,7 @@ def deploy(
     warmup_inputs: Sequence[Any] | None = None,
     storage_options: dict[str, Any] | None = None,
     pm: ModelcorePluginManager | None = None,
+    signing_key: bytes | str | None = None,
 ) -> int:
     """Save ``func`` (and ``model``) as a new version of ``name`` in ``store``; return the version.
 
@@ -43,6 +45,8 @@ def deploy(
     hook (e.g. example inputs for an ONNX export). ``warmup_inputs`` (request
     inputs, as JSON values) are predicted once after each load, before the
     version serves: a version that fails them never replaces the serving one.
+    With ``signing_key`` (default: ``MODELCORE_SIGNING_KEY`` when set), the
+    manifest carries an HMAC that servers with ``require_signed`` check.
     """
     pm = pm or plugin_manager()
     check_model_name(name)
@@ -61,6 +65,7 @@ def deploy(
                     "or pass backend=..."
                 )
     chosen = pm.backend(backend)
+    key = as_key(signing_key) if signing_key else signing_key_from_env()
     target = open_store(store, storage_options)
     with target.staging(name) as staged:
         result = chosen.save(staged, model, func, dict(options or {}))
@@ -84,7 +89,8 @@ def deploy(
                 **({"warmup_inputs": list(warmup_inputs)} if warmup_inputs else {}),
             },
         )
-        return target.publish(name, staged, manifest, version)
+        sign = (lambda m: sign_manifest(m, key)) if key else None
+        return target.publish(name, staged, manifest, version, sign=sign)
 
 
 def deploy_python_closure(
@@ -98,6 +104,7 @@ def deploy_python_closure(
     metadata: dict[str, Any] | None = None,
     warmup_inputs: Sequence[Any] | None = None,
     storage_options: dict[str, Any] | None = None,
+    signing_key: bytes | str | None = None,
 ) -> int:
     """Clipper's Python closure deployer: ``func`` takes a list of inputs, returns a list as long.
 
@@ -115,6 +122,7 @@ def deploy_python_closure(
         metadata=metadata,
         warmup_inputs=warmup_inputs,
         storage_options=storage_options,
+        signing_key=signing_key,
     )
 
 

@@ -80,6 +80,12 @@ class IncompatibleArtifact(StoreError):
     """An artifact was written by a Python or library version that cannot read it here."""
 
 
+class IntegrityError(StoreError):
+    """A version's files differ from its manifest, or its manifest lacks a valid signature."""
+
+    status = 503
+
+
 class LoadError(ModelcoreError):
     """A model version failed to load; the version that was serving stays."""
 

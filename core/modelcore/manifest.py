@@ -50,6 +50,8 @@ class Manifest(BaseModel):
     has_function: bool = False
     files: list[FileEntry] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    signature: str | None = None
+    """``"hmac-sha256:<hex>"`` over the rest of the manifest, when deployed with a signing key."""
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from modelcore.errors import LoadError, ModelcoreError, ModelUnavailable, NotFound, StoreError
+from modelcore.integrity import IntegrityPolicy
 from modelcore.plugins import ModelcorePluginManager
 from modelcore.runtime.batching import Batcher
 from modelcore.runtime.loaded import LoadedVersion, VersionState
@@ -46,8 +47,12 @@ class ModelManager:
         groups: Iterable[ModelGroup] = (),
         *,
         load_threads: int = 2,
+        integrity: IntegrityPolicy | None = None,
     ):
         self.store = store
+        self.integrity = integrity or IntegrityPolicy(
+            verify_hashes=True, require_signed=False, key=None
+        )
         self.pm = pm
         self.groups = {g.name: g for g in groups}
         self.slots: dict[str, ModelSlot] = {}
@@ -324,6 +329,7 @@ class ModelManager:
         if config.loader is not None:
             backend = config.loader
         else:
+            self.integrity.check_manifest(manifest)  # before the manifest can install anything
             backend_name = manifest.backend if manifest else config.backend
             if backend_name is None:
                 raise StoreError(
@@ -333,6 +339,8 @@ class ModelManager:
             backend = self._isolate(config, self.pm.backend(backend_name), manifest, version)
         directory = store.local_dir(folder, version, fingerprint, pin=True)
         try:
+            if config.loader is None:
+                self.integrity.check(directory, manifest)
             if isinstance(backend, WorkerBackend):
                 model = backend.load(
                     directory, manifest, config.device, name=config.name, version=version

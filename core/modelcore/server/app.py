@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from modelcore.assemble import assemble
-from modelcore.errors import NotFound
+from modelcore.errors import NotFound, SpecError
+from modelcore.integrity import SIGNING_KEY_ENV, IntegrityPolicy, signing_key_from_env
 from modelcore.plugins import ModelcorePluginManager, plugin_manager
 from modelcore.runtime import ModelManager
 from modelcore.runtime.handler import (
@@ -50,7 +51,20 @@ def create_app(
     pm = pm or plugin_manager()
     spec = loaded.spec
     assembly = check_spec(loaded, pm, store) if check else assemble(loaded, store)
-    manager = ModelManager(assembly.store, pm, assembly.configs.values(), assembly.groups.values())
+    key = signing_key_from_env()
+    if spec.server.require_signed and key is None:
+        raise SpecError(
+            loaded.error(
+                ("server", "require_signed"), f"true needs a signing key in {SIGNING_KEY_ENV}"
+            )
+        )
+    manager = ModelManager(
+        assembly.store,
+        pm,
+        assembly.configs.values(),
+        assembly.groups.values(),
+        integrity=IntegrityPolicy(spec.server.verify_hashes, spec.server.require_signed, key),
+    )
     app = web.Application(
         client_max_size=spec.server.max_body_bytes, middlewares=[error_middleware]
     )

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -269,11 +269,17 @@ class ModelStore:
             shutil.rmtree(path, ignore_errors=True)
 
     def publish(
-        self, name: str, staged: Path, manifest: Manifest, version: int | None = None
+        self,
+        name: str,
+        staged: Path,
+        manifest: Manifest,
+        version: int | None = None,
+        sign: Callable[[Manifest], str] | None = None,
     ) -> int:
         """Publish the ``staged`` folder as ``version`` (or the next free one); return it.
 
         The manifest is written last. An existing version is never overwritten.
+        ``sign`` makes the manifest's signature once its name and version are final.
         """
         check_model_name(name)
         if version is not None:
@@ -283,6 +289,8 @@ class ModelStore:
             candidate = version if version is not None else max(self._highest(name), candidate) + 1
             manifest.version = candidate
             manifest.name = name
+            if sign is not None:
+                manifest.signature = sign(manifest)
             try:
                 if self.is_local:
                     self._publish_local(name, staged, manifest, candidate)
