@@ -50,3 +50,8 @@ def test_deep_nesting_is_refused() -> None:
 def test_bytes_and_strings() -> None:
     assert T["bytes"]("aGVsbG8=") == b"hello"
     assert T["strings"]("héllo") == "héllo"
+
+
+def test_empty_numeric_inputs_are_refused() -> None:
+    with pytest.raises(BadRequest, match="non-empty"):
+        T["doubles"]([])

@@ -147,6 +147,7 @@ def _isolation(api: ApiSpec) -> dict[str, Any]:
             target_ms=api.slo_ms / 2 if api.slo_ms else None,
         )
     return {
+        "max_queue": api.max_queue,
         "batching": batching,
         "isolation": "process" if env is not None else api.isolation,
         "replicas": api.replicas,

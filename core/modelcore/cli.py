@@ -91,7 +91,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return _serve_processes(args, host, port)
     loop_name = _use_loop(args.loop)
-    app = create_app(loaded, pm=plugin_manager())
+    app = create_app(loaded, pm=plugin_manager(), host=host)
     names = ", ".join(a.name for a in loaded.spec.apis)
     if not args.reuse_port:
         print(
@@ -105,7 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print=None,
         access_log=None,
         handle_signals=True,
-        shutdown_timeout=30,
+        shutdown_timeout=loaded.spec.server.shutdown_grace_s,
         reuse_port=args.reuse_port or None,
     )
     return 0

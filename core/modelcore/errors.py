@@ -12,13 +12,24 @@ class ModelcoreError(Exception):
     """Base of every error modelcore raises on purpose."""
 
     status: int = 500
+    headers: dict[str, str] | None = None
+    """HTTP headers to answer with (``Retry-After``, ``WWW-Authenticate``)."""
 
-    def __init__(self, message: str, *, cause: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        cause: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.cause = cause
         if status is not None:
             self.status = status
+        if headers is not None:
+            self.headers = headers
 
     def to_json(self) -> dict[str, object]:
         return {"error": self.message, "cause": self.cause}
@@ -50,6 +61,19 @@ class ModelUnavailable(ModelcoreError):
     """The model exists but has no version that can answer now."""
 
     status = 503
+
+
+class Overloaded(ModelcoreError):
+    """The model's queue is full; the client should retry later."""
+
+    status = 503
+    headers = {"Retry-After": "1"}
+
+
+class GatewayTimeout(ModelcoreError):
+    """The prediction did not finish within the server's request timeout."""
+
+    status = 504
 
 
 class PredictionError(ModelcoreError):

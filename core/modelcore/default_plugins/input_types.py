@@ -41,6 +41,8 @@ def _numeric(name: str, dtype: type[np.generic], integral: bool) -> InputType:
 
     def decode(value: Any) -> np.ndarray:
         _check_numbers(value, integral, what)
+        if not value:
+            raise BadRequest(f"expected a non-empty JSON array of {what}")
         try:
             return np.array(value, dtype=dtype)
         except (ValueError, OverflowError) as exc:

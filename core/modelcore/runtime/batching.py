@@ -43,7 +43,7 @@ class BatchingConfig:
 
 
 class _Item:
-    __slots__ = ("deadline", "future", "inputs")
+    __slots__ = ("deadline", "enqueued", "future", "inputs")
 
     def __init__(
         self, inputs: list[Any], future: asyncio.Future[list[Any]], deadline: float | None
@@ -51,6 +51,7 @@ class _Item:
         self.inputs = inputs
         self.future = future
         self.deadline = deadline
+        self.enqueued = time.perf_counter()
 
 
 class Batcher:
@@ -84,15 +85,21 @@ class Batcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, inputs: list[Any], deadline: float | None = None) -> list[Any]:
-        """Queue ``inputs`` (one request) and wait for their outputs."""
+    def enqueue(
+        self, inputs: list[Any], deadline: float | None = None
+    ) -> asyncio.Future[list[Any]]:
+        """Queue ``inputs`` (one request); the future holds their outputs."""
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self.queue.append(_Item(inputs, future, deadline))
         self.queued_inputs += len(inputs)
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
         self._wake.set()
-        return await future
+        return future
+
+    async def submit(self, inputs: list[Any], deadline: float | None = None) -> list[Any]:
+        """Queue ``inputs`` and wait for their outputs."""
+        return await self.enqueue(inputs, deadline)
 
     def close(self) -> None:
         if self._task is not None:
@@ -147,6 +154,8 @@ class Batcher:
                 self.queue.popleft()
                 self.queued_inputs -= len(item.inputs)
                 self.dropped += 1  # answered already (the SLO's default), never computed late
+                if not item.future.done():
+                    item.future.cancel()  # its owner stops waiting and lets the version go
                 continue
             if items and size + len(item.inputs) > self.limit:
                 break
@@ -154,6 +163,9 @@ class Batcher:
             self.queued_inputs -= len(item.inputs)
             items.append(item)
             size += len(item.inputs)
+        started = time.perf_counter()
+        for item in items:
+            self.lv.observer.queued(self.lv.name, started - item.enqueued)
         return items
 
     def _done(self, job: asyncio.Future[list[Any]], *, items: list[_Item], started: float) -> None:

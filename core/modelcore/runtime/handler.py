@@ -25,6 +25,7 @@ from typing import Any
 from modelcore.errors import BadRequest, ModelcoreError, NotFound, PluginError
 from modelcore.runtime.loaded import LoadedVersion
 from modelcore.runtime.manager import ModelManager
+from modelcore.store.layout import parse_version
 from modelcore.types import BackendInfo
 
 _scope = threading.local()
@@ -132,7 +133,7 @@ class ModelClient:
         name = self._pick(name)
         ref: int | str = version
         if isinstance(version, str) and version != "latest":
-            if not version.isdigit():
+            if parse_version(version) is None:
                 raise BadRequest(f"version must be an integer or 'latest', got {version!r}")
             ref = int(version)
         future = asyncio.run_coroutine_threadsafe(self._acquire(name, ref), self._loop)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelcore.errors import ModelcoreError, PredictionError
+from modelcore.runtime.observer import NULL_OBSERVER, Observer
 
 if TYPE_CHECKING:
     from modelcore.manifest import Manifest
@@ -71,6 +72,7 @@ class LoadedVersion:
         "manifest",
         "model",
         "name",
+        "observer",
         "retired",
         "slot",
         "unloaded",
@@ -98,6 +100,7 @@ class LoadedVersion:
         self.retired = False
         self.unloaded = False
         self.keep_status = False
+        self.observer: Observer = NULL_OBSERVER
         self.batcher: Any = None
         """The version's batch queue, made on its first request when batching is on."""
         self.slot: Any = None
@@ -108,6 +111,7 @@ class LoadedVersion:
 
     def predict(self, inputs: list[Any]) -> list[Any]:
         """Run the backend on a batch and check the list-in/list-out contract (blocking)."""
+        started = time.perf_counter()
         try:
             outputs = self.backend.predict(self.model, inputs)
         except ModelcoreError:
@@ -118,6 +122,7 @@ class LoadedVersion:
                 f"model {self.name} v{self.version} raised {type(exc).__name__}: {exc}",
                 cause=type(exc).__name__,
             ) from exc
+        self.observer.predicted(self.name, self.version, len(inputs), time.perf_counter() - started)
         return check_outputs(self.name, self.version, inputs, outputs)
 
     def unload(self) -> None:

@@ -17,11 +17,19 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from modelcore.errors import LoadError, ModelcoreError, ModelUnavailable, NotFound, StoreError
+from modelcore.errors import (
+    LoadError,
+    ModelcoreError,
+    ModelUnavailable,
+    NotFound,
+    Overloaded,
+    StoreError,
+)
 from modelcore.integrity import IntegrityPolicy
 from modelcore.plugins import ModelcorePluginManager
 from modelcore.runtime.batching import Batcher
 from modelcore.runtime.loaded import LoadedVersion, VersionState
+from modelcore.runtime.observer import NULL_OBSERVER, Observer
 from modelcore.runtime.slots import ModelConfig, ModelGroup, ModelSlot, VersionRef
 from modelcore.runtime.worker.envs import EnvBuilder, install_source
 from modelcore.runtime.worker.pool import WorkerBackend, WorkerPool
@@ -48,12 +56,14 @@ class ModelManager:
         *,
         load_threads: int = 2,
         integrity: IntegrityPolicy | None = None,
+        observer: Observer | None = None,
     ):
         self.store = store
         self.integrity = integrity or IntegrityPolicy(
             verify_hashes=True, require_signed=False, key=None
         )
         self.pm = pm
+        self.observer = observer or NULL_OBSERVER
         self.groups = {g.name: g for g in groups}
         self.slots: dict[str, ModelSlot] = {}
         for config in configs:
@@ -166,6 +176,8 @@ class ModelManager:
         slot.snapshot = snap
         for version in snap:
             slot.status_of(version)
+        if slot.disabled:
+            return  # unloaded through the repository API: new versions wait for a load
         for version in set(old) - set(snap):
             log.info("model %s v%s was removed from the store", slot.config.name, version)
             if version not in slot.loaded and (
@@ -241,6 +253,7 @@ class ModelManager:
         slot.error = None
         if old is not None and old is not lv:
             self.swaps += 1
+            self.observer.swapped(slot.config.name, lv.version)
             log.info(
                 "model %s: v%s now serves (was v%s)", slot.config.name, lv.version, old.version
             )
@@ -263,6 +276,7 @@ class ModelManager:
 
     async def _unload(self, slot: ModelSlot, lv: LoadedVersion) -> None:
         await asyncio.to_thread(self._unload_sync, slot, lv)
+        self.observer.unloaded(slot.config.name, lv.version)
         if not lv.keep_status and lv.version not in slot.loaded:
             status = slot.status.get(lv.version)
             if status is not None:
@@ -302,6 +316,7 @@ class ModelManager:
                 exc.message if isinstance(exc, ModelcoreError) else f"{type(exc).__name__}: {exc}"
             )
             status.set(VersionState.FAILED, message)
+            self.observer.load_failed(slot.config.name, version)
             log.error("model %s v%s failed to load: %s", slot.config.name, version, message)
             raise LoadError(
                 f"model {slot.config.name} v{version} failed to load: {message}"
@@ -311,6 +326,7 @@ class ModelManager:
             await asyncio.to_thread(self._unload_sync, slot, lv)
             raise LoadError(f"model {slot.config.name} is no longer served")
         status.set(VersionState.READY)
+        self.observer.loaded(slot.config.name, version, status.load_seconds)
         log.info(
             "model %s v%s loaded in %.2fs (%s)",
             slot.config.name,
@@ -352,6 +368,7 @@ class ModelManager:
                 config.name, version, backend, model, manifest, fingerprint, directory
             )
             lv.slot = slot
+            lv.observer = self.observer
             if config.loader is None:
                 self._warm_up(lv)
         except BaseException:
@@ -454,6 +471,11 @@ class ModelManager:
         slot = self.slots.get(name)
         if slot is None:
             raise NotFound(f"model {name!r} is not served here")
+        if slot.disabled:
+            raise ModelUnavailable(
+                f"model {name!r} was unloaded through the repository API",
+                cause=f"POST /v2/repository/models/{name}/load loads it again",
+            )
         if version == "latest":
             lv = slot.latest
             if lv is None:
@@ -489,6 +511,29 @@ class ModelManager:
         slot.loaded.setdefault(version, lv)
         return lv
 
+    async def unload_model(self, name: str) -> None:
+        """Unload every version of ``name`` until :meth:`load_model` (the repository API)."""
+        slot = self.slots.get(name)
+        if slot is None:
+            raise NotFound(f"model {name!r} is not served here")
+        async with slot.lock:
+            slot.disabled = True
+            for lv in {id(v): v for v in [*slot.loaded.values(), slot.latest] if v}.values():
+                self._retire(slot, lv)
+            slot.error = "unloaded through the repository API"
+
+    async def load_model(self, name: str) -> LoadedVersion | None:
+        """Load ``name`` again (and keep it current); raise when no version loads."""
+        slot = self.slots.get(name)
+        if slot is None:
+            raise NotFound(f"model {name!r} is not served here")
+        slot.disabled = False
+        slot.error = None
+        await self.refresh(name)
+        if "latest" in slot.config.versions:
+            return await self.resolve(name)
+        return None
+
     def acquire(self, lv: LoadedVersion) -> None:
         """Keep ``lv`` loaded until :meth:`release` (for work outside :meth:`predict`)."""
         lv.inflight += 1
@@ -504,16 +549,28 @@ class ModelManager:
                 if group is not None and group.cache_size is not None:
                     self._evict(group)
 
-    async def predict(
+    def submit(
         self, lv: LoadedVersion, inputs: list[Any], deadline: float | None = None
-    ) -> list[Any]:
-        """Run ``inputs`` through ``lv``; the version stays loaded until they are done.
+    ) -> asyncio.Future[list[Any]]:
+        """Start predicting ``inputs`` with ``lv`` now; the future holds the outputs.
 
-        With batching configured, the inputs join the version's batch queue; a
-        ``deadline`` (event-loop time) drops them from the queue once it passes.
+        Everything that keeps ``lv`` loaded happens before this returns, so a
+        caller that resolved ``lv`` and submits without awaiting in between can
+        never see it unloaded. With batching, the inputs join the version's
+        queue; a ``deadline`` (event-loop time) drops them from the queue once
+        it passes (their future is then cancelled). Cancelling the future does
+        not stop a prediction that already runs.
         """
-        self.acquire(lv)
         slot: ModelSlot = lv.slot
+        limit = slot.config.max_queue
+        if limit is not None and slot.waiting >= limit + slot.concurrency:
+            raise Overloaded(
+                f"model {lv.name!r} has {slot.waiting - slot.concurrency} requests queued "
+                f"(its limit is {limit}); retry shortly"
+            )
+        slot.waiting += 1
+        self.acquire(lv)
+        future: asyncio.Future[list[Any]]
         if slot.config.batching is not None:
             if lv.batcher is None:
                 lv.batcher = Batcher(
@@ -524,15 +581,22 @@ class ModelManager:
                     self.acquire,
                     self.release,
                 )
-            try:
-                return await lv.batcher.submit(inputs, deadline)
-            finally:
-                self.release(lv)
-        future = asyncio.get_running_loop().run_in_executor(slot.executor, lv.predict, inputs)
-        future.add_done_callback(lambda _f: self.release(lv))
-        # Shielded: a client that goes away does not cancel the running prediction, and
-        # the version is released only when the executor is really done with it.
-        return await asyncio.shield(future)
+            future = lv.batcher.enqueue(inputs, deadline)
+        else:
+            future = asyncio.get_running_loop().run_in_executor(slot.executor, lv.predict, inputs)
+
+        def done(_f: Any) -> None:
+            slot.waiting -= 1
+            self.release(lv)
+
+        future.add_done_callback(done)
+        return future
+
+    async def predict(
+        self, lv: LoadedVersion, inputs: list[Any], deadline: float | None = None
+    ) -> list[Any]:
+        """:meth:`submit` and wait; a client that goes away does not cancel the prediction."""
+        return await asyncio.shield(self.submit(lv, inputs, deadline))
 
     # -- helpers -------------------------------------------------------------
     def _loop_call(self, fn: Any) -> None:

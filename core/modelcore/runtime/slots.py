@@ -37,6 +37,7 @@ class ModelConfig:
     env_python: str | None = None
     timeout: float = 60.0
     batching: BatchingConfig | None = None
+    max_queue: int | None = None
 
     @property
     def needs_manifest(self) -> bool:
@@ -90,6 +91,10 @@ class ModelSlot:
         self.requested = 0
         self.done = 0
         self.removed = False
+        self.disabled = False
+        """Unloaded through the repository API: stays unloaded until loaded again."""
+        self.waiting = 0
+        """Requests accepted and not yet answered (for the queue limit)."""
 
     def status_of(self, version: int) -> VersionStatus:
         if version not in self.status:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -21,11 +22,13 @@ from modelcore.runtime.handler import (
     load_handler_class,
 )
 from modelcore.runtime.reload import Reloader
-from modelcore.server import v2
+from modelcore.server import openapi, security, v2
 from modelcore.server.clipper import ClipperApi
 from modelcore.server.errors import error_middleware, json_response
 from modelcore.server.handlers import HandlerApi
-from modelcore.spec import LoadedSpec
+from modelcore.server.metrics import Metrics
+from modelcore.server.security import Handler
+from modelcore.spec import ApiSpec, LoadedSpec
 from modelcore.store import ModelStore
 from modelcore.validate import check_spec
 
@@ -46,8 +49,13 @@ def create_app(
     pm: ModelcorePluginManager | None = None,
     store: ModelStore | None = None,
     check: bool = True,
+    host: str | None = None,
 ) -> web.Application:
-    """Build the server for ``loaded``; models start loading when the app starts."""
+    """Build the server for ``loaded``; models start loading when the app starts.
+
+    ``host`` is where it will listen (default: the spec's): management routes
+    without an admin token exist only on loopback.
+    """
     pm = pm or plugin_manager()
     spec = loaded.spec
     assembly = check_spec(loaded, pm, store) if check else assemble(loaded, store)
@@ -58,16 +66,37 @@ def create_app(
                 ("server", "require_signed"), f"true needs a signing key in {SIGNING_KEY_ENV}"
             )
         )
+    metrics = Metrics()
     manager = ModelManager(
         assembly.store,
         pm,
         assembly.configs.values(),
         assembly.groups.values(),
         integrity=IntegrityPolicy(spec.server.verify_hashes, spec.server.require_signed, key),
+        observer=metrics,
     )
     app = web.Application(
-        client_max_size=spec.server.max_body_bytes, middlewares=[error_middleware]
+        client_max_size=spec.server.max_body_bytes,
+        middlewares=[metrics.middleware(), error_middleware],
     )
+    predict_token = security.token(spec.server.predict_token, security.PREDICT_ENV)
+    admin_token = security.token(spec.server.admin_token, security.ADMIN_ENV)
+    listening = host or spec.server.host
+    management: Callable[[Handler], Handler] | None = None
+    if admin_token is not None:
+        management = functools.partial(security.guard, expected=admin_token, what="management")
+    elif security.is_loopback(listening):
+        management = _unguarded
+    else:
+        log.warning(
+            "management routes are off: %s is not loopback and no %s is set",
+            listening,
+            security.ADMIN_ENV,
+        )
+
+    def protect(handler: Handler) -> Handler:
+        return security.guard(handler, predict_token, "predict routes")
+
     app[MANAGER] = manager
     app[SPEC] = loaded
     app[PLUGINS] = pm
@@ -76,25 +105,61 @@ def create_app(
     app[APIS] = {}
     input_types = pm.input_types()
     query_ids = itertools.count()
+    documented: dict[str, tuple[ApiSpec, bool]] = {}
     for api in spec.apis:
         models = assembly.apis[api.name]
         route = api.predict_route
         if api.handler is not None:
             handler_api = HandlerApi(api)
             app[HANDLERS].append((handler_api, models))
-            app.router.add_post(route, handler_api.post)
-            app.router.add_get(route, handler_api.get)
+            app.router.add_post(route, protect(handler_api.post))
+            app.router.add_get(route, protect(handler_api.get))
+            documented[route] = (api, False)
             continue
-        clipper = ClipperApi(api, manager, input_types[api.input_type], query_ids, models)
+        clipper = ClipperApi(
+            api,
+            manager,
+            input_types[api.input_type],
+            query_ids,
+            models,
+            timeout=spec.server.request_timeout_s,
+        )
         app[APIS][api.name] = clipper
-        if models.single is not None:
-            app.router.add_post(route, clipper.handle)
-        else:
-            app.router.add_post(f"/{api.name}/{{model}}/predict", clipper.handle)
-    v2.add_routes(app, manager, lambda: all(h.instance is not None for h, _ in app[HANDLERS]))
+        if models.single is None:
+            route = f"/{api.name}/{{model}}/predict"
+        app.router.add_post(route, protect(clipper.handle))
+        documented[route] = (api, models.single is None)
+    v2.add_routes(
+        app,
+        manager,
+        lambda: all(h.instance is not None for h, _ in app[HANDLERS]),
+        protect=protect,
+        management=management,
+        timeout=spec.server.request_timeout_s,
+    )
     app.router.add_get("/v2/apis/{api}", _api_stats)
+    document = openapi.build(loaded, documented)
+    app.router.add_get("/openapi.json", functools.partial(_json_now, document))
+    metrics.watch(manager, app[APIS])
+    app.router.add_get("/metrics", functools.partial(_metrics, metrics))
     app.cleanup_ctx.append(_lifecycle)
     return app
+
+
+def _unguarded(handler: Handler) -> Handler:
+    return handler
+
+
+async def _json_now(document: dict[str, object], _request: web.Request) -> web.Response:
+    return json_response(document)
+
+
+async def _metrics(metrics: Metrics, _request: web.Request) -> web.Response:
+    return web.Response(
+        body=metrics.render(),
+        content_type="text/plain",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 async def _api_stats(request: web.Request) -> web.Response:

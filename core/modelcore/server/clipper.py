@@ -5,21 +5,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from modelcore import _json
 from modelcore.assemble import ApiModels
-from modelcore.errors import BadRequest, ModelUnavailable, NotFound
+from modelcore.errors import BadRequest, GatewayTimeout, ModelUnavailable, NotFound
 from modelcore.runtime import LoadedVersion, ModelManager
 from modelcore.runtime.manager import VersionRef
 from modelcore.runtime.pcache import PredictionCache, input_key
 from modelcore.server.errors import json_response
 from modelcore.spec import ApiSpec
+from modelcore.store.layout import parse_version as version_number
 from modelcore.types import InputType
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _KEYS = frozenset({"input", "input_batch", "version"})
 
@@ -34,6 +37,7 @@ class ClipperApi:
         input_type: InputType,
         query_ids: itertools.count[int],
         models: ApiModels,
+        timeout: float = 60.0,
     ):
         self.api = api
         self.manager = manager
@@ -45,6 +49,7 @@ class ClipperApi:
         self.slo_s = api.slo_ms / 1000.0 if api.slo_ms else None
         self.cache = PredictionCache(api.cache.bytes) if api.cache else None
         self.slo_defaults = 0
+        self.timeout = timeout
 
     def _model(self, request: web.Request) -> str:
         """The model a request is for: the API's one model, or ``/<api>/<model>/predict``."""
@@ -115,15 +120,15 @@ class ClipperApi:
                     todo.append(i)
         if todo:
             pending = [inputs[i] for i in todo]
+            # submit() holds the version before anything can suspend this request.
             if self.slo_s is None:
-                fresh = await self.manager.predict(lv, pending)
+                fresh = await with_timeout(self.manager.submit(lv, pending), self.timeout)
             else:
                 deadline = started + self.slo_s
                 left = deadline - asyncio.get_running_loop().time()
+                future = self.manager.submit(lv, pending, deadline)
                 try:
-                    fresh = await asyncio.wait_for(
-                        self.manager.predict(lv, pending, deadline), left
-                    )
+                    fresh = await asyncio.wait_for(asyncio.shield(future), left)
                 except asyncio.TimeoutError:
                     return None  # the late result is dropped, never queued behind others
             for i, out in zip(todo, fresh, strict=True):
@@ -178,6 +183,16 @@ class ClipperApi:
         return json_response({"batch_predictions": results} if batch else results[0])
 
 
+async def with_timeout(work: asyncio.Future[T], seconds: float) -> T:
+    """``work``'s result, or 504 when it takes longer (the computation itself is abandoned)."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(work), seconds)
+    except asyncio.TimeoutError:
+        raise GatewayTimeout(
+            f"no answer within the server's request timeout of {seconds:g}s"
+        ) from None
+
+
 def parse_body(body: bytes) -> dict[str, Any]:
     if not body:
         raise BadRequest("empty request body; send a JSON object")
@@ -199,7 +214,7 @@ def parse_body(body: bytes) -> dict[str, Any]:
 def parse_version(value: Any) -> VersionRef:
     if value == "latest":
         return "latest"
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and version_number(value) is not None:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BadRequest(f'"version" must be a positive integer or "latest", got {value!r}')

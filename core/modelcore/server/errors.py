@@ -37,7 +37,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ModelcoreError as exc:
         if exc.status >= 500:
             log.warning("%s %s -> %s: %s", request.method, request.path, exc.status, exc.message)
-        return json_response(exc.to_json(), status=exc.status)
+        return json_response(exc.to_json(), status=exc.status, headers=exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

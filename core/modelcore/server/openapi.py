@@ -13,6 +13,19 @@ _ERROR = {
     "required": ["error"],
 }
 _NUMBER = {"type": "number"}
+_REQUESTED = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "parameters": {
+            "type": "object",
+            "properties": {"binary_data": {"type": "boolean"}},
+            "additionalProperties": False,
+        },
+    },
+    "required": ["name"],
+    "additionalProperties": False,
+}
 
 
 def _input_schema(input_type: str) -> dict[str, Any]:
@@ -64,6 +77,7 @@ def _clipper(api: ApiSpec, route: str, model_param: bool) -> dict[str, Any]:
                             },
                         },
                         "additionalProperties": False,
+                        "oneOf": [{"required": ["input"]}, {"required": ["input_batch"]}],
                     }
                 }
             },
@@ -106,8 +120,12 @@ def _v2_paths() -> dict[str, Any]:
             "name": {"type": "string"},
             "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
             "datatype": {"type": "string"},
-            "data": {},
-            "parameters": {"type": "object"},
+            "data": {"type": "array", "items": _NUMBER},
+            "parameters": {
+                "type": "object",
+                "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
+                "additionalProperties": False,
+            },
         },
         "required": ["name", "shape", "datatype"],
     }
@@ -123,8 +141,12 @@ def _v2_paths() -> dict[str, Any]:
                             "properties": {
                                 "id": {"type": "string"},
                                 "inputs": {"type": "array", "items": tensor, "minItems": 1},
-                                "outputs": {"type": "array", "items": {"type": "object"}},
-                                "parameters": {"type": "object"},
+                                "outputs": {"type": "array", "items": _REQUESTED},
+                                "parameters": {
+                                    "type": "object",
+                                    "properties": {"binary_data_output": {"type": "boolean"}},
+                                    "additionalProperties": False,
+                                },
                             },
                             "required": ["inputs"],
                         }
@@ -162,7 +184,16 @@ def build(loaded: LoadedSpec, routes: dict[str, tuple[ApiSpec, bool]]) -> dict[s
             paths[path] = {
                 "post": {
                     "summary": f"Handler API {api.name}",
-                    "requestBody": {"content": {"application/json": {"schema": {}}}},
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "string"},
+                                }
+                            }
+                        }
+                    },
                     "responses": {
                         "200": {"description": "the handler's answer"},
                         **_errors(400, 404, 405, 500, 503),

@@ -11,7 +11,6 @@ import hmac
 import ipaddress
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -25,6 +24,7 @@ class Unauthorized(ModelcoreError):
     """A missing or wrong bearer token (the token itself never appears in any message)."""
 
     status = 401
+    headers = {"WWW-Authenticate": "Bearer"}
 
 
 def token(configured: str | None, env: str) -> str | None:
@@ -64,7 +64,3 @@ def guard(handler: Handler, expected: str | None, what: str) -> Handler:
 
     guarded.__name__ = getattr(handler, "__name__", "guarded")
     return guarded
-
-
-def unauthorized_headers(exc: Any) -> dict[str, str]:
-    return {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else {}

@@ -18,14 +18,28 @@ import modelcore
 from modelcore.errors import BadRequest, ModelUnavailable, NotFound
 from modelcore.runtime import LoadedVersion, ModelManager
 from modelcore.server import oip
+from modelcore.server.clipper import with_timeout
 from modelcore.server.errors import error_response, json_response
+from modelcore.server.security import Handler
+from modelcore.store.layout import parse_version
 
 EXTENSIONS = ["model_repository", "binary_tensor_data", "classification_free"]
 
 
 def add_routes(
-    app: web.Application, manager: ModelManager, others_ready: Callable[[], bool] = lambda: True
+    app: web.Application,
+    manager: ModelManager,
+    others_ready: Callable[[], bool] = lambda: True,
+    *,
+    protect: Callable[[Handler], Handler] = lambda h: h,
+    management: Callable[[Handler], Handler] | None = None,
+    timeout: float = 60.0,
 ) -> None:
+    """Register the protocol's routes; ``protect`` guards infer, ``management`` load/unload.
+
+    With ``management`` None the repository's load and unload routes do not exist.
+    """
+
     async def server_metadata(_request: web.Request) -> web.Response:
         return json_response(
             {"name": "modelcore", "version": modelcore.__version__, "extensions": EXTENSIONS}
@@ -65,7 +79,7 @@ def add_routes(
             declared, _outputs = tensor_metadata(lv.manifest.metadata, input_type, fallback=False)
             check_inputs(parsed.inputs, declared)
         inputs = oip.rows(parsed.inputs, input_type)
-        outputs = await manager.predict(lv, inputs)
+        outputs = await with_timeout(manager.submit(lv, inputs), timeout)
         tensors = oip.output_tensors(outputs)
         if lv.manifest is not None:
             tensors = _as_declared(tensors, lv.manifest.metadata, lv.manifest.input_type)
@@ -93,7 +107,22 @@ def add_routes(
                 )
         return json_response(entries)
 
+    async def load(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        lv = await manager.load_model(name)
+        return json_response(
+            {"name": name, "loaded": True, "version": str(lv.version) if lv else None}
+        )
+
+    async def unload(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        await manager.unload_model(name)
+        return json_response({"name": name, "unloaded": True})
+
     router = app.router
+    if management is not None:
+        router.add_post("/v2/repository/models/{name}/load", management(load))
+        router.add_post("/v2/repository/models/{name}/unload", management(unload))
     router.add_get("/v2", server_metadata)
     router.add_get("/v2/health/live", live)
     router.add_get("/v2/health/ready", ready)
@@ -101,7 +130,7 @@ def add_routes(
     for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
         router.add_get(base, metadata)
         router.add_get(base + "/ready", model_ready)
-        router.add_post(base + "/infer", infer)
+        router.add_post(base + "/infer", protect(infer))
 
 
 def _target(request: web.Request) -> tuple[str, int | None]:
@@ -109,7 +138,7 @@ def _target(request: web.Request) -> tuple[str, int | None]:
     raw = request.match_info.get("version")
     if raw is None or raw == "":
         return name, None
-    if not raw.isdigit() or raw.startswith("0"):
+    if parse_version(raw) is None:
         raise BadRequest(f"version {raw!r} is not a positive integer")
     return name, int(raw)
 
