@@ -28,10 +28,48 @@ def sentiment(texts):
     return out
 
 
+def scaled(factor):
+    """A linear scorer; two versions of it make the ensemble example."""
+
+    def score(xs):
+        return [float(factor * sum(x)) for x in xs]
+
+    return score
+
+
+def sentiment_net():
+    """A tiny PyTorch classifier over the word counts of specs/steps.py (negative, neutral, positive)."""
+    import torch
+
+    net = torch.nn.Linear(8, 3)
+    with torch.no_grad():
+        net.weight.copy_(
+            torch.tensor(
+                [
+                    [0, 0, 0, 0, 2, 2, 2, 2],
+                    [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5],
+                    [2, 2, 2, 2, 0, 0, 0, 0],
+                ]
+            )
+        )
+        net.bias.copy_(torch.tensor([0.0, 0.6, 0.0]))
+    return net.eval()
+
+
 def main(store: str) -> None:
     print(f"add1 v{modelcore.deploy_python_closure(store, 'add1', add1, input_type='doubles')}")
     print(
         f"sentiment v{modelcore.deploy_python_closure(store, 'sentiment', sentiment, input_type='strings')}"
+    )
+    for factor in (1.0, 3.0):
+        print(f"scorer v{modelcore.deploy_python_closure(store, 'scorer', scaled(factor))}")
+    try:
+        from modelcore_pytorch import deploy_pytorch_model
+    except ImportError:
+        print("modelcore-pytorch is not installed: the sentiment-pipeline example is skipped")
+        return
+    print(
+        f"sentiment-net v{deploy_pytorch_model(store, 'sentiment-net', None, sentiment_net(), input_type='floats')}"
     )
 
 

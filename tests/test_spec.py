@@ -54,7 +54,10 @@ def test_unknown_field_lists_the_allowed_ones() -> None:
 
 def test_missing_field_points_at_its_parent() -> None:
     message = _error("store: x\napis:\n  - name: a\n    input_type: doubles\n")
-    assert message == "specs/api.yaml:3: apis.0.model: an API needs a model, models, or a handler"
+    assert (
+        message
+        == "specs/api.yaml:3: apis.0.model: an API needs a model, models, a handler or a pipeline"
+    )
 
 
 def test_bad_numbers_and_versions() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from modelcore.errors import SpecError
+from modelcore.pipeline import step_models
 from modelcore.runtime import ModelConfig, ModelGroup
 from modelcore.runtime.batching import BatchingConfig
 from modelcore.spec import ApiSpec, LoadedSpec
@@ -49,6 +50,23 @@ def assemble(loaded: LoadedSpec, store: ModelStore | None = None) -> Assembly:
         if api.model is not None:
             _add(out, problems, loaded, i, api, api.model, main, api.model, None)
             out.apis[api.name] = ApiModels([api.model])
+            continue
+        if api.pipeline is not None:
+            names = []
+            for name, version in step_models(api.pipeline):
+                _add(
+                    out,
+                    problems,
+                    loaded,
+                    i,
+                    api.model_copy(update={"version": version}),
+                    name,
+                    main,
+                    name,
+                    None,
+                )
+                names.append(name)
+            out.apis[api.name] = ApiModels(list(dict.fromkeys(names)))
             continue
         if api.models is None:
             out.apis[api.name] = ApiModels([])

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from modelcore.errors import SpecError
 from modelcore.store.layout import is_model_name
@@ -127,6 +136,108 @@ class EnvironmentSpec(_Strict):
     """An existing Python (e.g. another venv's ``bin/python``) with modelcore installed; used as is."""
 
 
+_FUNCTION_REF = re.compile(r"^[^:\s]+:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_ref(value: str) -> str:
+    if not _FUNCTION_REF.match(value):
+        raise ValueError("a function is path/to/file.py:function or package.module:function")
+    return value
+
+
+class ModelRef(_Strict):
+    """A model of the store (and optionally a pinned version) inside a pipeline step."""
+
+    model: str
+    version: Literal["latest"] | Annotated[int, Field(gt=0)] = "latest"
+
+    @field_validator("model")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return _check_name(value)
+
+
+class ModelStep(ModelRef):
+    """``- model: name``: the step's inputs go through a model (with its own batching)."""
+
+
+class PythonStep(_Strict):
+    """``- python: module:function``: a transform, a list in and a list as long out."""
+
+    python: str
+
+    @field_validator("python")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        return _check_ref(value)
+
+
+class PythonCombine(_Strict):
+    python: str
+
+    @field_validator("python")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        return _check_ref(value)
+
+
+class Ensemble(_Strict):
+    models: Annotated[list[str | ModelRef], Field(min_length=2)]
+    """The same inputs go to every model at once."""
+    combine: Literal["mean", "vote", "concat"] | PythonCombine = "mean"
+    """How each input's outputs are combined: mean, vote (most common), concat, or a function
+    taking the list of every model's outputs and returning one list."""
+
+    @field_validator("models")
+    @classmethod
+    def _names(cls, value: list[str | ModelRef]) -> list[str | ModelRef]:
+        for item in value:
+            if isinstance(item, str):
+                _check_name(item)
+        return value
+
+
+class EnsembleStep(_Strict):
+    ensemble: Ensemble
+
+
+class SplitBranch(ModelRef):
+    weight: Annotated[float, Field(gt=0)]
+
+
+class SplitStep(_Strict):
+    """``- split: [{model: a, weight: 90}, {model: b, weight: 10}]``: each request takes one branch."""
+
+    split: Annotated[list[SplitBranch], Field(min_length=2)]
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        kinds = [k for k in ("model", "python", "ensemble", "split") if k in value]
+        return kinds[0] if len(kinds) == 1 else None
+    if isinstance(value, BaseModel):
+        return {
+            ModelStep: "model",
+            PythonStep: "python",
+            EnsembleStep: "ensemble",
+            SplitStep: "split",
+        }.get(type(value))
+    return None
+
+
+Step = Annotated[
+    Annotated[ModelStep, Tag("model")]
+    | Annotated[PythonStep, Tag("python")]
+    | Annotated[EnsembleStep, Tag("ensemble")]
+    | Annotated[SplitStep, Tag("split")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="a step is one of: model, python, ensemble, split",
+    ),
+]
+
+
 class ApiSpec(_Strict):
     name: str
     """The API's name; its route is ``POST /<name>/predict`` unless ``route`` says otherwise."""
@@ -135,6 +246,8 @@ class ApiSpec(_Strict):
     """A model in the store."""
     models: ModelsSpec | None = None
     """Several models (or model folders outside the store)."""
+    pipeline: Annotated[list[Step], Field(min_length=1)] | None = None
+    """Steps a request flows through, each step's outputs the next one's inputs."""
     handler: str | None = None
     """A Python handler class: ``handlers/text.py:Handler`` (relative to the spec) or ``module:Class``."""
     config: dict[str, Any] = Field(default_factory=dict)
@@ -167,8 +280,13 @@ class ApiSpec(_Strict):
     def _what_to_serve(self) -> ApiSpec:
         if self.model is not None and self.models is not None:
             raise _LocatedError(("models",), "give model or models, not both")
-        if self.model is None and self.models is None and self.handler is None:
-            raise _LocatedError(("model",), "an API needs a model, models, or a handler")
+        given = [
+            k for k in ("model", "models", "handler", "pipeline") if getattr(self, k) is not None
+        ]
+        if not given:
+            raise _LocatedError(("model",), "an API needs a model, models, a handler or a pipeline")
+        if self.pipeline is not None and len(given) > 1:
+            raise _LocatedError(("pipeline",), f"a pipeline API takes no {given[0]} of its own")
         if self.isolation == "thread" and (self.replicas > 1 or self.environment is not None):
             raise _LocatedError(
                 ("isolation",), "replicas and environment need isolation: process (or unset)"
@@ -342,6 +460,8 @@ def _render(
         loc = tuple(
             p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
         )
+        # A tagged union repeats the tag ("pipeline.0.python.python"): say it once.
+        loc = tuple(p for i, p in enumerate(loc) if i == 0 or p != loc[i - 1] or isinstance(p, int))
         out.append(f"{source}:{_line_for(lines, loc)}: {_dotted(loc)}: {message}")
     return out
 

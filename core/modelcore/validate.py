@@ -46,10 +46,60 @@ def check_spec(
                 load_handler_class(loaded.resolve_handler(api.handler))
             except ModelcoreError as exc:
                 problems.append(loaded.error(("apis", i, "handler"), exc.message))
-        problems.extend(_check_models(loaded, assembly, i))
+        if api.pipeline is not None:
+            problems.extend(_check_pipeline(loaded, assembly, i))
+        else:
+            problems.extend(_check_models(loaded, assembly, i))
     if problems:
         raise SpecError("\n".join(problems))
     return assembly
+
+
+def _check_pipeline(loaded: LoadedSpec, assembly: Assembly, index: int) -> list[str]:
+    """Every step's models in the store (and pinned versions), every function importable."""
+    from modelcore.pipeline import step_functions, step_models
+    from modelcore.runtime.handler import load_object
+    from modelcore.spec import EnsembleStep, ModelStep, SplitStep
+
+    api = loaded.spec.apis[index]
+    steps = api.pipeline or []
+    problems = []
+    for j, step in enumerate(steps):
+        where: tuple[str | int, ...] = ("apis", index, "pipeline", j)
+        if isinstance(step, ModelStep):
+            locs = [(*where, "model")]
+        elif isinstance(step, EnsembleStep):
+            locs = [(*where, "ensemble", "models", k) for k in range(len(step.ensemble.models))]
+        elif isinstance(step, SplitStep):
+            locs = [(*where, "split", k, "model") for k in range(len(step.split))]
+        else:
+            continue
+        for loc, (name, version) in zip(locs, step_models([step]), strict=True):
+            if not assembly.store.has_model(name):
+                problems.append(
+                    loaded.error(loc, f"model {name!r} is not in the store {assembly.store.url}")
+                )
+            elif isinstance(version, int) and version not in assembly.store.list_versions(name):
+                problems.append(
+                    loaded.error(loc, f"model {name!r} has no version {version} in the store")
+                )
+    for j, ref in step_functions(steps):
+        step = steps[j]
+        loc = (
+            "apis",
+            index,
+            "pipeline",
+            j,
+            "python" if not isinstance(step, EnsembleStep) else "ensemble",
+        )
+        try:
+            fn = load_object(loaded.resolve_handler(ref), "pipeline function")
+        except ModelcoreError as exc:
+            problems.append(loaded.error(loc, exc.message))
+            continue
+        if not callable(fn):
+            problems.append(loaded.error(loc, f"{ref} is not a function"))
+    return problems
 
 
 def _check_models(loaded: LoadedSpec, assembly: Assembly, index: int) -> list[str]:

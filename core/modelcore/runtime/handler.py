@@ -31,21 +31,21 @@ from modelcore.types import BackendInfo
 _scope = threading.local()
 
 
-def load_handler_class(ref: str) -> type:
-    """Import ``path/to/file.py:Class`` or ``package.module:Class``."""
+def load_object(ref: str, what: str = "handler") -> Any:
+    """Import ``path/to/file.py:name`` or ``package.module:name`` and return ``name``."""
     target, _, name = ref.rpartition(":")
     try:
         if target.endswith(".py"):
             path = Path(target)
             if not path.is_file():
-                raise PluginError(f"handler file {target} does not exist")
-            modname = "modelcore_handler_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+                raise PluginError(f"{what} file {target} does not exist")
+            modname = "modelcore_user_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
             module = sys.modules.get(modname)
             if module is None:
                 spec = importlib.util.spec_from_file_location(modname, path)
                 assert spec is not None and spec.loader is not None
                 module = importlib.util.module_from_spec(spec)
-                # Handlers import their sibling modules, as in Cortex.
+                # User code imports its sibling modules, as in Cortex.
                 if str(path.parent) not in sys.path:
                     sys.path.insert(0, str(path.parent))
                 sys.modules[modname] = module
@@ -59,10 +59,17 @@ def load_handler_class(ref: str) -> type:
     except ModelcoreError:
         raise
     except Exception as exc:
-        raise PluginError(f"cannot import handler {ref}: {type(exc).__name__}: {exc}") from exc
-    cls = getattr(module, name, None)
+        raise PluginError(f"cannot import {what} {ref}: {type(exc).__name__}: {exc}") from exc
+    if not hasattr(module, name):
+        raise PluginError(f"{what} {ref}: {target} has no {name!r}")
+    return getattr(module, name)
+
+
+def load_handler_class(ref: str) -> type:
+    """Import ``path/to/file.py:Class`` or ``package.module:Class``."""
+    cls = load_object(ref, "handler")
     if not isinstance(cls, type):
-        raise PluginError(f"handler {ref}: {target} has no class {name}")
+        raise PluginError(f"handler {ref}: {ref.rpartition(':')[2]} is not a class")
     return cls
 
 

@@ -7,9 +7,11 @@ import functools
 import itertools
 import logging
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from modelcore import pipeline
 from modelcore.assemble import assemble
 from modelcore.errors import NotFound, SpecError
 from modelcore.integrity import SIGNING_KEY_ENV, IntegrityPolicy, signing_key_from_env
@@ -27,6 +29,7 @@ from modelcore.server.clipper import ClipperApi
 from modelcore.server.errors import error_middleware, json_response
 from modelcore.server.handlers import HandlerApi
 from modelcore.server.metrics import Metrics
+from modelcore.server.pipelines import PipelineApi
 from modelcore.server.security import Handler
 from modelcore.spec import ApiSpec, LoadedSpec
 from modelcore.store import ModelStore
@@ -41,6 +44,7 @@ RELOADER = web.AppKey("reloader", Reloader)
 HANDLERS = web.AppKey("handlers", list)
 PLUGINS = web.AppKey("plugins", ModelcorePluginManager)
 APIS = web.AppKey("apis", dict)
+EXECUTORS = web.AppKey("executors", list)
 
 
 def create_app(
@@ -103,12 +107,23 @@ def create_app(
     app[RELOADER] = Reloader(manager, spec.poll_interval)
     app[HANDLERS] = []
     app[APIS] = {}
+    app[EXECUTORS] = []
     input_types = pm.input_types()
     query_ids = itertools.count()
     documented: dict[str, tuple[ApiSpec, bool]] = {}
     for api in spec.apis:
         models = assembly.apis[api.name]
         route = api.predict_route
+        if api.pipeline is not None:
+            executor = ThreadPoolExecutor(api.threads, thread_name_prefix=f"pipeline-{api.name}")
+            app[EXECUTORS].append(executor)
+            steps = pipeline.build(loaded, api.name, api.pipeline, manager, executor)
+            runner = PipelineApi(
+                api, steps, input_types[api.input_type], query_ids, spec.server.request_timeout_s
+            )
+            app.router.add_post(route, protect(runner.handle))
+            documented[route] = (api, False)
+            continue
         if api.handler is not None:
             handler_api = HandlerApi(api)
             app[HANDLERS].append((handler_api, models))
@@ -180,6 +195,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[MANAGER].close()
     for handler_api, _models in app[HANDLERS]:
         await asyncio.to_thread(handler_api.executor.shutdown, True, cancel_futures=True)
+    for executor in app[EXECUTORS]:
+        await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)
 
 
 async def _startup(app: web.Application) -> None:

@@ -70,19 +70,7 @@ class ClipperApi:
         body = await request.read()
         data = parse_body(body)
         version = parse_version(data.get("version", self.api.version))
-        if "input" in data:
-            if "input_batch" in data:
-                raise BadRequest('send either "input" or "input_batch", not both')
-            inputs, batch = [self._decode(data["input"], None)], False
-        elif "input_batch" in data:
-            raw = data["input_batch"]
-            if not isinstance(raw, list) or not raw:
-                raise BadRequest('"input_batch" must be a non-empty JSON array of inputs')
-            inputs, batch = [self._decode(x, i) for i, x in enumerate(raw)], True
-        else:
-            raise BadRequest(
-                'the body needs "input" (one input) or "input_batch" (a list of inputs)'
-            )
+        inputs, batch = request_inputs(data, self._decode)
         try:
             lv = await self.manager.resolve(model, version)
         except ModelUnavailable as exc:
@@ -193,7 +181,21 @@ async def with_timeout(work: asyncio.Future[T], seconds: float) -> T:
         ) from None
 
 
-def parse_body(body: bytes) -> dict[str, Any]:
+def request_inputs(data: dict[str, Any], decode: Any) -> tuple[list[Any], bool]:
+    """The decoded list of inputs of a Clipper request, and whether it was a batch."""
+    if "input" in data:
+        if "input_batch" in data:
+            raise BadRequest('send either "input" or "input_batch", not both')
+        return [decode(data["input"], None)], False
+    if "input_batch" in data:
+        raw = data["input_batch"]
+        if not isinstance(raw, list) or not raw:
+            raise BadRequest('"input_batch" must be a non-empty JSON array of inputs')
+        return [decode(x, i) for i, x in enumerate(raw)], True
+    raise BadRequest('the body needs "input" (one input) or "input_batch" (a list of inputs)')
+
+
+def parse_body(body: bytes, keys: frozenset[str] = _KEYS) -> dict[str, Any]:
     if not body:
         raise BadRequest("empty request body; send a JSON object")
     try:
@@ -202,11 +204,11 @@ def parse_body(body: bytes) -> dict[str, Any]:
         raise BadRequest(f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest('the body must be a JSON object with "input" or "input_batch"')
-    unknown = data.keys() - _KEYS
+    unknown = data.keys() - keys
     if unknown:
+        allowed = ", ".join(f'"{k}"' for k in sorted(keys))
         raise BadRequest(
-            f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; "
-            'allowed: "input", "input_batch", "version"'
+            f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; allowed: {allowed}"
         )
     return data
 

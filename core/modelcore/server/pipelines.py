@@ -1,0 +1,66 @@
+"""``POST /<api>/predict`` of a pipeline API: Clipper's request and answer around the steps.
+
+The body may carry ``"key"``: a split step sends every request with the same
+key down the same branch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from aiohttp import web
+
+from modelcore.errors import BadRequest
+from modelcore.pipeline import Pipeline
+from modelcore.server.clipper import (
+    decode_output,
+    parse_body,
+    request_inputs,
+    with_timeout,
+)
+from modelcore.server.errors import json_response
+from modelcore.spec import ApiSpec
+from modelcore.types import InputType
+
+_KEYS = frozenset({"input", "input_batch", "key"})
+
+
+class PipelineApi:
+    def __init__(
+        self,
+        api: ApiSpec,
+        pipeline: Pipeline,
+        input_type: InputType,
+        query_ids: itertools.count[int],
+        timeout: float,
+    ):
+        self.api = api
+        self.pipeline = pipeline
+        self.decode = input_type.decode
+        self.query_ids = query_ids
+        self.timeout = timeout
+
+    async def handle(self, request: web.Request) -> web.Response:
+        data = parse_body(await request.read(), _KEYS)
+        key = data.get("key")
+        if key is not None and not isinstance(key, (str, int)):
+            raise BadRequest('"key" must be a string (or an integer)')
+        inputs, batch = request_inputs(data, self._decode)
+        work = asyncio.ensure_future(self.pipeline.run(inputs, None if key is None else str(key)))
+        outputs = await with_timeout(work, self.timeout)
+        results = [
+            {"query_id": next(self.query_ids), "output": decode_output(out), "default": False}
+            for out in outputs
+        ]
+        return json_response({"batch_predictions": results} if batch else results[0])
+
+    def _decode(self, value: Any, index: int | None) -> Any:
+        try:
+            return self.decode(value)
+        except BadRequest as exc:
+            where = f"input_batch[{index}]" if index is not None else "input"
+            raise BadRequest(
+                f"{where}: {exc.message} (API {self.api.name!r} takes {self.api.input_type})"
+            ) from None
