@@ -8,7 +8,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from modelcore.plugins import get_plugin_manager
 from modelcore.server import MANAGER, create_app
 from modelcore.server.app import STARTUP
 from modelcore.spec import parse_spec
+from modelcore.testing import ServerProcess
 
 
 def const(k):
@@ -163,32 +163,12 @@ def test_openapi_document_and_schemathesis_finds_no_server_errors(
 ) -> None:
     modelcore.deploy_python_closure(store_dir, "add1", lambda xs: [float(x[0]) + 1 for x in xs])
     modelcore.deploy_python_closure(store_dir, "echo", lambda xs: xs, input_type="strings")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        f"store: {store_dir}\nserver: {{port: {port}, max_body_bytes: 20000}}\napis:\n"
+    spec = (
+        f"store: {store_dir}\nserver: {{port: PORT, max_body_bytes: 20000}}\napis:\n"
         "  - {name: add1, model: add1}\n  - {name: echo, model: echo, input_type: strings}\n"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelcore", "serve", str(spec)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
-        with urllib.request.urlopen(f"{base}/openapi.json") as resp:
+    with ServerProcess(spec, tmp_path) as server:
+        with urllib.request.urlopen(f"{server.base}/openapi.json") as resp:
             document = json.loads(resp.read())
         assert document["openapi"].startswith("3.") and "/add1/predict" in document["paths"]
         assert "/v2/models/{name}/infer" in document["paths"]
@@ -197,7 +177,7 @@ def test_openapi_document_and_schemathesis_finds_no_server_errors(
             [
                 str(st),
                 "run",
-                f"{base}/openapi.json",
+                f"{server.base}/openapi.json",
                 "--checks",
                 "not_a_server_error",
                 "--max-examples",
@@ -205,7 +185,7 @@ def test_openapi_document_and_schemathesis_finds_no_server_errors(
                 "--request-timeout",
                 "10",
                 "--workers",
-                "2",
+                "1",
             ],
             capture_output=True,
             text=True,
@@ -219,57 +199,32 @@ def test_openapi_document_and_schemathesis_finds_no_server_errors(
             # ("AST constructor recursion depth mismatch"): a generator crash, not a finding.
             assert "Failures:" not in out, out[-4000:]
             assert "AST constructor recursion depth mismatch" in out, out[-4000:]
-        assert proc.poll() is None  # the server is still up
-        with urllib.request.urlopen(
-            urllib.request.Request(f"{base}/add1/predict", data=b'{"input": [1.0]}')
-        ) as resp:
+        assert server.proc.poll() is None  # the server is still up
+        request = urllib.request.Request(f"{server.base}/add1/predict", data=b'{"input": [1.0]}')
+        with urllib.request.urlopen(request) as resp:
             assert json.loads(resp.read())["output"] == 2.0
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 async def test_sigterm_drains_in_flight_requests(store_dir: Path, tmp_path: Path) -> None:
     """A request running when SIGTERM arrives still gets its answer; then the server exits 0."""
     modelcore.deploy_python_closure(store_dir, "m", slow)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        f"store: {store_dir}\nserver: {{port: {port}}}\napis:\n  - {{name: m, model: m}}\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelcore", "serve", str(spec)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    spec = f"store: {store_dir}\nserver: {{port: PORT}}\napis:\n  - {{name: m, model: m}}\n"
+    loop = asyncio.get_running_loop()
+    server = await loop.run_in_executor(None, ServerProcess(spec, tmp_path).__enter__)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline
-            await asyncio.sleep(0.2)
 
         def call() -> dict:
-            req = urllib.request.Request(f"{base}/m/predict", data=b'{"input": [1.0]}')
+            req = urllib.request.Request(f"{server.base}/m/predict", data=b'{"input": [1.0]}')
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return json.loads(resp.read())
 
-        pending = asyncio.get_running_loop().run_in_executor(None, call)
+        pending = loop.run_in_executor(None, call)
         await asyncio.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
+        server.proc.send_signal(signal.SIGTERM)
         assert (await pending)["output"] == "done"
-        assert await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30) == 0
+        assert await loop.run_in_executor(None, server.proc.wait, 30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        server.stop()
 
 
 async def test_require_signed_rejects_unsigned_at_the_server(store_dir: Path, monkeypatch) -> None:

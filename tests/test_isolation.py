@@ -7,8 +7,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 import modelcore
 from modelcore.runtime.worker.protocol import Channel, encode
 from modelcore.server import MANAGER
+from modelcore.testing import ServerProcess
 
 
 def test_protocol_sends_arrays_as_raw_out_of_band_buffers() -> None:
@@ -171,42 +170,26 @@ def test_workers_leave_no_orphans(store_dir: Path, tmp_path: Path, how: str) -> 
     import urllib.request
 
     modelcore.deploy_python_closure(store_dir, "w", crashy)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        f"store: {store_dir}\nserver: {{port: {port}}}\n"
+    spec = (
+        f"store: {store_dir}\nserver: {{port: PORT}}\n"
         "apis:\n  - {name: w, model: w, isolation: process, replicas: 2}\n"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelcore", "serve", str(spec)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with ServerProcess(spec, tmp_path) as server:
         deadline = time.monotonic() + 60
         pids: list[int] = []
         while len(pids) < 2:
-            assert time.monotonic() < deadline and proc.poll() is None
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/w", timeout=2) as r:
-                    pids = json.loads(r.read())["status"]["versions"][0].get("workers", [])
-            except OSError:
-                pass
+            assert time.monotonic() < deadline
+            with urllib.request.urlopen(f"{server.base}/v2/models/w", timeout=2) as r:
+                pids = json.loads(r.read())["status"]["versions"][0].get("workers", [])
             time.sleep(0.1)
         assert all(_alive(p) for p in pids)
-        proc.send_signal(getattr(signal, how))
-        proc.wait(timeout=30)
+        code = server.stop(getattr(signal, how))
         if how == "SIGTERM":
-            assert proc.returncode == 0
+            assert code == 0
         deadline = time.monotonic() + 10
         while any(_alive(p) for p in pids):
             assert time.monotonic() < deadline, f"orphaned workers {pids}"
             time.sleep(0.05)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def _alive(pid: int) -> bool:

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import signal
-import socket
 import struct
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -19,6 +14,7 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 import modelcore
+from modelcore.testing import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -49,35 +45,15 @@ def server(tmp_path_factory):
     deploy_onnx_model(
         store, "affine", None, affine_model(weights, [0.5, -0.5]), input_type="floats"
     )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    spec = work / "spec.yaml"
-    spec.write_text(
-        f"store: {store}\nserver: {{port: {port}, max_body_bytes: 65536}}\napis:\n"
+    spec = (
+        f"store: {store}\nserver: {{port: PORT, max_body_bytes: 65536}}\napis:\n"
         "  - {name: add1, model: add1}\n  - {name: stats, model: stats}\n"
         "  - {name: shout, model: shout, input_type: strings}\n"
         "  - {name: affine, model: affine, input_type: floats, batching: {max_batch_size: 16}}\n"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelcore", "serve", str(spec)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://{url}/v2/health/ready", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.2)
-    yield url
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
+    with ServerProcess(spec, work) as server:
+        yield f"127.0.0.1:{server.port}"
+    assert server.returncode == 0
 
 
 @pytest.fixture

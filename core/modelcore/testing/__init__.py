@@ -32,7 +32,7 @@ from modelcore.manifest import MANIFEST_NAME, Manifest, sha256_file
 from modelcore.plugins import ModelcorePluginManager, get_plugin_manager
 from modelcore.store import ModelStore
 
-__all__ = ["BackendContract", "assert_outputs_close", "rewrite_in_place"]
+__all__ = ["BackendContract", "ServerProcess", "assert_outputs_close", "rewrite_in_place"]
 
 
 def rewrite_in_place(directory: Path, files: dict[str, bytes]) -> None:
@@ -211,3 +211,65 @@ class BackendContract:
         )
         assert second == version + 1
         assert store.list_versions("contract") == [version, second]
+
+
+class ServerProcess:
+    """``modelcore serve SPEC`` as a real subprocess on 127.0.0.1, ready on entry, SIGTERM on exit.
+
+    ``spec_text`` may contain ``PORT``, replaced by a free port; ``base`` is the server's URL.
+    """
+
+    def __init__(self, spec_text: str, workdir: Path, *args: str, ready_timeout: float = 120.0):
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.spec = workdir / f"spec-{self.port}.yaml"
+        self.spec.write_text(spec_text.replace("PORT", str(self.port)))
+        self.args = args
+        self.ready_timeout = ready_timeout
+        self.proc: Any = None
+        self.returncode: int | None = None
+
+    def __enter__(self) -> ServerProcess:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "modelcore", "serve", str(self.spec), *self.args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.base}/v2/health/ready", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"modelcore serve {self.spec} never became ready")
+            time.sleep(0.1)
+
+    def stop(self, sig: int | None = None, timeout: float = 30.0) -> int | None:
+        """Signal the server (SIGTERM by default) and wait; return its exit code."""
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig if sig is not None else signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+        self.returncode = self.proc.returncode if self.proc is not None else None
+        return self.returncode
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
