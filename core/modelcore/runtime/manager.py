@@ -225,6 +225,8 @@ class ModelManager:
                     return  # the serving version is still the best one that loads
             elif current is not None and current.version > version and current.version in snap:
                 return  # never step back below a serving version that is still there
+            if slot.failed.get(version) == snap[version]:
+                continue  # failed as it is now; tried again once its files change
             try:
                 lv = await self._load(slot, version, snap[version])
             except LoadError:
@@ -316,6 +318,7 @@ class ModelManager:
                 exc.message if isinstance(exc, ModelcoreError) else f"{type(exc).__name__}: {exc}"
             )
             status.set(VersionState.FAILED, message)
+            slot.failed[version] = fingerprint
             self.observer.load_failed(slot.config.name, version)
             log.error("model %s v%s failed to load: %s", slot.config.name, version, message)
             raise LoadError(
@@ -325,6 +328,7 @@ class ModelManager:
         if self._closed or slot.removed:
             await asyncio.to_thread(self._unload_sync, slot, lv)
             raise LoadError(f"model {slot.config.name} is no longer served")
+        slot.failed.pop(version, None)
         status.set(VersionState.READY)
         self.observer.loaded(slot.config.name, version, status.load_seconds)
         log.info(
@@ -529,6 +533,7 @@ class ModelManager:
             raise NotFound(f"model {name!r} is not served here")
         slot.disabled = False
         slot.error = None
+        slot.failed.clear()  # an explicit load tries every version again (a dependency was fixed)
         await self.refresh(name)
         if "latest" in slot.config.versions:
             return await self.resolve(name)

@@ -92,6 +92,8 @@ class ModelSlot:
         self.done = 0
         self.removed = False
         self.disabled = False
+        self.failed: dict[int, str] = {}
+        """Fingerprints of versions that failed to load, not retried until their files change."""
         """Unloaded through the repository API: stays unloaded until loaded again."""
         self.waiting = 0
         """Requests accepted and not yet answered (for the queue limit)."""
