@@ -198,3 +198,20 @@ def _alive(pid: int) -> bool:
             return fh.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_an_answer_that_cannot_be_sent_back_fails_only_its_request(store_dir, serve) -> None:
+    def unpicklable(xs):
+        import threading
+
+        if xs[0][0] < 0:
+            return [threading.Lock() for _ in xs]
+        return [1.0 for _ in xs]
+
+    modelcore.deploy_python_closure(store_dir, "u", unpicklable)
+    client = await serve("- {name: u, model: u, isolation: process}")
+    status, body = await post(client, "/u/predict", -1)
+    assert status == 500 and "cannot be sent back" in body["error"]
+    assert (await post(client, "/u/predict", 1))[1]["output"] == 1.0
+    entry = client.app[MANAGER].model_status("u")["versions"][0]
+    assert entry["worker_restarts"] == 0

@@ -240,6 +240,13 @@ BAD = [
     ),
     ("/v2/models/affine/versions/0/infer", b"{}", {}, "not a positive integer"),
     (
+        "/v2/models/affine/infer",
+        b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}],'
+        b' "outputs": [{"name": "y", "parameters": 5}]}',
+        {},
+        "parameters must be an object",
+    ),
+    (
         "/v2/models/affine/versions/9/infer",
         b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]}',
         {},

@@ -255,3 +255,15 @@ async def test_eviction_never_interrupts_a_request_in_flight(store_dir: Path, se
     assert status == 200 and body["output"] == "slow"
     manager = client.app[MANAGER]
     await wait_until(lambda: _state(manager, "slow", 1, "unloaded"))
+
+
+async def test_lazy_models_loaded_together_never_serve_an_evicted_copy(
+    store_dir: Path, serve
+) -> None:
+    zoo = store_dir / "zoo"
+    for name in ("a", "b", "c"):
+        modelcore.deploy_python_closure(zoo, name, const(name))
+    client = await serve(f"- {{name: zoo, models: {{dir: {zoo}, cache_size: 1}}}}")
+    for _ in range(3):
+        answers = await asyncio.gather(*(answer(client, f"/zoo/{n}/predict") for n in "abcabc"))
+        assert [body.get("output") for _, body in answers] == list("abcabc"), answers

@@ -200,3 +200,48 @@ async def test_ready_once_every_model_is_loaded(add1_store, serve) -> None:
     client = await serve("- {name: add1, model: add1}")
     resp = await client.get("/v2/health/ready")
     assert resp.status == 200 and (await resp.json()) == {"ready": True}
+
+
+async def test_a_model_calling_sys_exit_is_a_500_and_the_server_goes_on(store_dir, serve) -> None:
+    def quits(xs):
+        import sys
+
+        if xs[0][0] < 0:
+            sys.exit(3)
+        return [1 for _ in xs]
+
+    modelcore.deploy_python_closure(store_dir, "quits", quits)
+    client = await serve("- {name: quits, model: quits, batching: {max_batch_size: 4}}")
+    status, body = await _post(client, "/quits/predict", {"input": [-1.0]})
+    assert status == 500 and "raised SystemExit" in body["error"]
+    assert (await _post(client, "/quits/predict", {"input": [1.0]}))[1]["output"] == 1
+
+
+async def test_versions_pinned_by_requests_stay_loaded_only_a_few_at_a_time(
+    store_dir, serve
+) -> None:
+    for k in range(1, 6):
+        modelcore.deploy_python_closure(store_dir, "m", lambda xs, k=k: [k for _ in xs])
+    client = await serve("- {name: m, model: m}")
+    for version in (1, 2, 3, 4):
+        assert (await _post(client, "/m/predict", {"input": [0.0], "version": version}))[1][
+            "output"
+        ] == version
+    from modelcore.server import MANAGER
+
+    slot = client.app[MANAGER].slots["m"]
+    import asyncio
+
+    for _ in range(100):
+        if sorted(slot.loaded) == [3, 4, 5]:
+            break
+        await asyncio.sleep(0.02)
+    assert sorted(slot.loaded) == [3, 4, 5]  # latest plus the two most recent on demand
+
+
+async def test_metrics_never_label_names_that_are_not_served(add1_store, serve) -> None:
+    client = await serve("- {name: add1, model: add1}")
+    for i in range(20):
+        await client.get(f"/v2/models/nope-{i}/ready")
+    text = await (await client.get("/metrics")).text()
+    assert "nope-" not in text

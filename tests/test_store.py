@@ -102,3 +102,15 @@ def test_fsspec_memory_store_publishes_manifest_last() -> None:
     local = store.local_dir("m", 2)
     assert (local / "func.pkl").exists() and (local / MANIFEST_NAME).exists()
     store.fs.rm("/mc-test-store", recursive=True)
+
+
+def test_remote_download_refuses_keys_that_leave_the_version_folder(tmp_path: Path) -> None:
+    store = ModelStore("memory://mc-traversal", cache_dir=tmp_path / "cache")
+    _deploy(store)
+    store.fs.pipe_file("/mc-traversal/m/1/a/../../../../escaped", b"x")
+    try:
+        with pytest.raises(StoreError, match="leaves its version folder"):
+            store.local_dir("m", 1)
+        assert not any(p.name == "escaped" for p in tmp_path.rglob("*"))
+    finally:
+        store.fs.rm("/mc-traversal", recursive=True)

@@ -84,15 +84,22 @@ class PythonRunner(Runner):
 
 class EnsembleRunner(Runner):
     def __init__(
-        self, members: list[ModelRunner], combine: Callable[[list[list[Any]]], list[Any]], how: str
+        self,
+        members: list[ModelRunner],
+        combine: Callable[[list[list[Any]]], list[Any]],
+        how: str,
+        executor: ThreadPoolExecutor,
     ):
         self.members = members
         self.combine = combine
+        self.executor = executor
         self.label = f"ensemble of {', '.join(m.model for m in members)} ({how})"
 
     async def run(self, inputs: list[Any], key: str | None) -> list[Any]:
         answers = await asyncio.gather(*(m.run(inputs, key) for m in self.members))
-        return self.combine(list(answers))
+        # Combining is user code (or numpy over every answer): never on the event loop.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.combine, list(answers))
 
     def models(self) -> list[tuple[str, VersionRef]]:
         return [pair for m in self.members for pair in m.models()]
@@ -141,7 +148,9 @@ class Pipeline:
                     status=exc.status,
                     headers=exc.headers,
                 ) from exc
-            except Exception as exc:
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                raise
+            except BaseException as exc:  # a step's sys.exit() must not stop the server
                 raise StepFailed(
                     self._where(index, runner) + f"{type(exc).__name__}: {exc}",
                     cause=type(exc).__name__,
@@ -199,9 +208,9 @@ def build(
             combine = step.ensemble.combine
             if isinstance(combine, PythonCombine):
                 fn = _function(loaded, combine.python)
-                runners.append(EnsembleRunner(members, _checked(fn), combine.python))
+                runners.append(EnsembleRunner(members, _checked(fn), combine.python, executor))
             else:
-                runners.append(EnsembleRunner(members, COMBINE[combine], combine))
+                runners.append(EnsembleRunner(members, COMBINE[combine], combine, executor))
         elif isinstance(step, SplitStep):
             runners.append(
                 SplitRunner(

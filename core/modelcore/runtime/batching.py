@@ -27,6 +27,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from modelcore.errors import ModelUnavailable
+
 if TYPE_CHECKING:
     from modelcore.runtime.loaded import LoadedVersion
 
@@ -126,9 +128,20 @@ class Batcher:
             self.running += 1
             self._acquire(self.lv)
             started = time.perf_counter()
-            job = loop.run_in_executor(
-                self.executor, _run_batch, self.lv, [i.inputs for i in items]
-            )
+            try:
+                job = loop.run_in_executor(
+                    self.executor, _run_batch, self.lv, [i.inputs for i in items]
+                )
+            except RuntimeError:  # the model was removed and its executor shut down
+                self.running -= 1
+                self._release(self.lv)
+                gone = ModelUnavailable(f"model {self.lv.name!r} is no longer served")
+                for item in [*items, *self.queue]:
+                    if not item.future.done():
+                        item.future.set_exception(gone)
+                self.queue.clear()
+                self.queued_inputs = 0
+                return
             job.add_done_callback(functools.partial(self._done, items=items, started=started))
 
     async def _wait_for_more(self, delay: float) -> bool:
@@ -215,7 +228,7 @@ def _run_batch(lv: LoadedVersion, groups: list[list[Any]]) -> list[Any]:
     flat = [x for group in groups for x in group]
     try:
         outputs = lv.predict(flat)
-    except Exception as exc:
+    except Exception as exc:  # lv.predict turns every model failure (SystemExit too) into one
         if len(groups) == 1:
             return [exc]
         results: list[Any] = []

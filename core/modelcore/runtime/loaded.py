@@ -116,7 +116,9 @@ class LoadedVersion:
             outputs = self.backend.predict(self.model, inputs)
         except ModelcoreError:
             raise
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit from a model must not stop the server
             log.warning("%s v%s raised %s: %s", self.name, self.version, type(exc).__name__, exc)
             raise PredictionError(
                 f"model {self.name} v{self.version} raised {type(exc).__name__}: {exc}",

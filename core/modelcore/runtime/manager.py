@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ModelConfig", "ModelGroup", "ModelManager", "VersionRef"]
 
+ON_DEMAND_VERSIONS = 2
+"""Versions loaded because a request pinned them (not the spec) that stay loaded at once."""
+
 
 class ModelManager:
     """Loads model versions through their backends, keeps them current, and runs predictions."""
@@ -244,14 +247,27 @@ class ModelManager:
             lv = await self._load(slot, version, fingerprint)
         except LoadError:
             return
-        old = slot.loaded.get(version)
-        slot.loaded[version] = lv
-        if old is not None and old is not lv:
-            self._retire(slot, old, keep_status=True)
+        self._install(slot, lv)
+
+    def _install(self, slot: ModelSlot, lv: LoadedVersion) -> None:
+        """Make ``lv`` the loaded copy of its version; the copy it replaces is retired.
+
+        Only installed versions enter the memory cache: a version still on its
+        way to being served can never be evicted first.
+        """
+        previous = slot.loaded.get(lv.version)
+        slot.loaded[lv.version] = lv
+        self._cache_add(slot, lv)
+        if previous is not None and previous is not lv and previous is not slot.latest:
+            self._retire(slot, previous, keep_status=True)
 
     def _swap_latest(self, slot: ModelSlot, lv: LoadedVersion) -> None:
         old, slot.latest = slot.latest, lv
+        previous = slot.loaded.get(lv.version)
         slot.loaded[lv.version] = lv
+        self._cache_add(slot, lv)
+        if previous is not None and previous is not lv and previous is not old:
+            self._retire(slot, previous, keep_status=True)
         slot.error = None
         if old is not None and old is not lv:
             self.swaps += 1
@@ -313,7 +329,9 @@ class ModelManager:
         started = time.perf_counter()
         try:
             lv = await self._io(self._load_sync, slot, version, fingerprint)
-        except Exception as exc:
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            raise
+        except BaseException as exc:  # a model whose load calls sys.exit() fails, the server stays
             message = (
                 exc.message if isinstance(exc, ModelcoreError) else f"{type(exc).__name__}: {exc}"
             )
@@ -338,7 +356,6 @@ class ModelManager:
             status.load_seconds,
             lv.backend.name,
         )
-        self._cache_add(slot, lv)
         return lv
 
     def _load_sync(self, slot: ModelSlot, version: int, fingerprint: str) -> LoadedVersion:
@@ -431,7 +448,8 @@ class ModelManager:
             lv = await self._load(slot, version, fingerprint)
         except LoadError:
             return
-        slot.loaded.setdefault(version, lv)
+        if slot.loaded.get(version) is not lv:
+            self._install(slot, lv)
 
     # -- the memory cache ----------------------------------------------------------------
     def _lazy(self, slot: ModelSlot) -> bool:
@@ -501,6 +519,8 @@ class ModelManager:
             lv = slot.latest
         if lv is not None:
             self._touch(slot, lv)
+            if version in slot.on_demand:
+                slot.on_demand.move_to_end(version)
             return lv
         snap = slot.snapshot
         if snap is None or version not in snap:
@@ -509,11 +529,29 @@ class ModelManager:
             snap = slot.snapshot or {}
             if version not in snap:
                 raise NotFound(f"model {name!r} has no version {version}")
+        if slot.failed.get(version) == snap[version]:
+            status = slot.status.get(version)
+            raise ModelUnavailable(
+                f"model {name!r} v{version} failed to load", cause=status.error if status else None
+            )
         lv = await self._load(slot, version, snap[version])
         if lv.retired:
             raise ModelUnavailable(f"model {name!r} v{version} was just replaced; retry")
-        slot.loaded.setdefault(version, lv)
+        if slot.loaded.get(version) is not lv:
+            self._install(slot, lv)
+            if version not in slot.config.versions and not self._lazy(slot):
+                self._keep_on_demand(slot, version)
         return lv
+
+    def _keep_on_demand(self, slot: ModelSlot, version: int) -> None:
+        """Versions asked for by requests (not by the spec) stay loaded, a few at most."""
+        slot.on_demand[version] = None
+        slot.on_demand.move_to_end(version)
+        while len(slot.on_demand) > ON_DEMAND_VERSIONS:
+            oldest, _ = slot.on_demand.popitem(last=False)
+            lv = slot.loaded.get(oldest)
+            if lv is not None and lv is not slot.latest and oldest not in slot.config.versions:
+                self._retire(slot, lv)
 
     async def unload_model(self, name: str) -> None:
         """Unload every version of ``name`` until :meth:`load_model` (the repository API)."""
@@ -588,7 +626,14 @@ class ModelManager:
                 )
             future = lv.batcher.enqueue(inputs, deadline)
         else:
-            future = asyncio.get_running_loop().run_in_executor(slot.executor, lv.predict, inputs)
+            try:
+                future = asyncio.get_running_loop().run_in_executor(
+                    slot.executor, lv.predict, inputs
+                )
+            except RuntimeError:  # the model was removed and its executor shut down
+                slot.waiting -= 1
+                self.release(lv)
+                raise ModelUnavailable(f"model {lv.name!r} is no longer served") from None
 
         def done(_f: Any) -> None:
             slot.waiting -= 1

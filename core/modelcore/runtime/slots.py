@@ -93,6 +93,7 @@ class ModelSlot:
         self.removed = False
         self.disabled = False
         self.failed: dict[int, str] = {}
+        self.on_demand: OrderedDict[int, None] = OrderedDict()
         """Fingerprints of versions that failed to load, not retried until their files change."""
         """Unloaded through the repository API: stays unloaded until loaded again."""
         self.waiting = 0

@@ -81,7 +81,7 @@ def create_app(
     )
     app = web.Application(
         client_max_size=spec.server.max_body_bytes,
-        middlewares=[metrics.middleware(), error_middleware],
+        middlewares=[metrics.middleware(lambda name: name in manager.slots), error_middleware],
     )
     predict_token = security.token(spec.server.predict_token, security.PREDICT_ENV)
     admin_token = security.token(spec.server.admin_token, security.ADMIN_ENV)

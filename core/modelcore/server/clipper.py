@@ -11,7 +11,13 @@ from aiohttp import web
 
 from modelcore import _json
 from modelcore.assemble import ApiModels
-from modelcore.errors import BadRequest, GatewayTimeout, ModelUnavailable, NotFound
+from modelcore.errors import (
+    BadRequest,
+    GatewayTimeout,
+    ModelUnavailable,
+    NotFound,
+    PredictionError,
+)
 from modelcore.runtime import LoadedVersion, ModelManager
 from modelcore.runtime.manager import VersionRef
 from modelcore.runtime.pcache import PredictionCache, input_key
@@ -85,7 +91,10 @@ class ClipperApi:
         results = [
             {"query_id": next(self.query_ids), "output": out, "default": False} for out in outputs
         ]
-        return json_response({"batch_predictions": results} if batch else results[0])
+        try:
+            return json_response({"batch_predictions": results} if batch else results[0])
+        except TypeError as exc:
+            raise PredictionError(f"model {model} v{lv.version}: {exc}") from None
 
     async def _outputs(
         self, lv: LoadedVersion, inputs: list[Any], started: float

@@ -79,7 +79,9 @@ class HandlerApi:
             )
         except ModelcoreError:
             raise
-        except Exception as exc:
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            raise
+        except BaseException as exc:  # a handler's sys.exit() must not stop the server
             log.warning("handler %s raised %s: %s", self.api.name, type(exc).__name__, exc)
             raise PredictionError(
                 f"handler {self.api.name} raised {type(exc).__name__}: {exc}",

@@ -112,7 +112,11 @@ class Metrics(Observer):
         """Report the levels of ``manager`` and the APIs' caches at each scrape."""
         self.registry.register(_Levels(manager, apis))
 
-    def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
+    def middleware(
+        self, known: Callable[[str], bool] = lambda _name: True
+    ) -> Callable[..., Awaitable[web.StreamResponse]]:
+        """Count every request; ``known`` keeps the model label to served models (bounded series)."""
+
         @web.middleware
         async def count(request: web.Request, handler: Any) -> web.StreamResponse:
             started = time.perf_counter()
@@ -128,7 +132,8 @@ class Metrics(Observer):
                 raise
             finally:
                 model = request.match_info.get("name") or request.match_info.get("model") or ""
-                model = request.get("modelcore_model", model)
+                if not known(model):
+                    model = ""  # a name from the URL that is not served: no series of its own
                 self.requests.labels(name, model, str(code)).inc()
                 if code >= 400:
                     self.errors.labels(name, model, str(code)).inc()

@@ -106,6 +106,12 @@ def parse_request(body: bytes, header_length: str | None) -> InferRequest:
         or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs)
     ):
         raise BadRequest('"outputs" must be an array of objects with a "name"')
+    for spec in outputs or []:
+        if not isinstance(spec.get("parameters", {}), dict):
+            raise BadRequest(f"output {spec['name']!r}: parameters must be an object")
+    if not isinstance(params, dict):
+        raise BadRequest('"parameters" must be an object')
+
     request_id = data.get("id")
     return InferRequest(
         id=str(request_id) if request_id is not None else None,

@@ -8,6 +8,7 @@ protocol's status codes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -55,7 +56,7 @@ def add_routes(
 
     async def metadata(request: web.Request) -> web.Response:
         name, version = _target(request)
-        return json_response(model_metadata(manager, name, version))
+        return json_response(await model_metadata(manager, name, version))
 
     async def model_ready(request: web.Request) -> web.Response:
         name, version = _target(request)
@@ -143,7 +144,7 @@ def _target(request: web.Request) -> tuple[str, int | None]:
     return name, int(raw)
 
 
-def model_metadata(manager: ModelManager, name: str, version: int | None) -> dict[str, Any]:
+async def model_metadata(manager: ModelManager, name: str, version: int | None) -> dict[str, Any]:
     """V2 model metadata, plus modelcore's per-version states under ``status``."""
     status = manager.model_status(name)
     slot = manager.slots[name]
@@ -156,8 +157,9 @@ def model_metadata(manager: ModelManager, name: str, version: int | None) -> dic
     manifest = lv.manifest if lv is not None else None
     if manifest is None:
         pick = version if version is not None else (known[-1] if known else None)
-        if pick is not None and slot.store.has_manifest(slot.folder, pick):
-            manifest = slot.store.read_manifest(slot.folder, pick)
+        if pick is not None:
+            # Store reads (S3, maybe) happen off the event loop.
+            manifest = await asyncio.to_thread(_read_manifest, slot.store, slot.folder, pick)
     platform = manifest.backend if manifest else (slot.config.backend or "unknown")
     inputs, outputs = tensor_metadata(
         manifest.metadata if manifest else {}, manifest.input_type if manifest else "doubles"
@@ -178,6 +180,10 @@ def model_metadata(manager: ModelManager, name: str, version: int | None) -> dic
     if lv is None and version is None and status["latest"] is None and not known:
         raise ModelUnavailable(f"model {name!r} has no versions")
     return body
+
+
+def _read_manifest(store: Any, folder: str, version: int) -> Any:
+    return store.read_manifest(folder, version) if store.has_manifest(folder, version) else None
 
 
 _BY_INPUT_TYPE = {

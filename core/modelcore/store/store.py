@@ -236,7 +236,7 @@ class ModelStore:
                     flat and parse_version(rel.partition("/")[0]) is not None
                 ):
                     continue
-                dest = tmp / rel
+                dest = _inside(tmp, rel, remote)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 self.fs.get_file(f"{remote}/{rel}", str(dest))
             os.rename(tmp, target)
@@ -338,6 +338,15 @@ class ModelStore:
                 self.fs.put_file(str(path), f"{target}/{rel}")
         self.fs.pipe_file(f"{target}/{MANIFEST_NAME}", manifest.to_yaml().encode())
         self.invalidate()
+
+
+def _inside(root: Path, rel: str, remote: str) -> Path:
+    """``root / rel``, refusing an object key that would land outside ``root`` (``a/../../x``)."""
+    parts = rel.split("/")
+    dest = (root / rel).resolve()
+    if rel.startswith("/") or ".." in parts or not dest.is_relative_to(root.resolve()):
+        raise StoreError(f"refusing to download {remote}/{rel}: the key leaves its version folder")
+    return dest
 
 
 def _fingerprint(files: list[tuple[str, int, str]]) -> str:

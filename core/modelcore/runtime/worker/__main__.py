@@ -70,6 +70,11 @@ def serve(channel: Any) -> None:
             kind, rid, payload = channel.recv()
         except EOFError:
             return
+        except Exception as exc:
+            # A request this environment cannot unpickle: its id is inside, so exit and let
+            # the server fail what was in flight and start a fresh worker.
+            log.error("cannot read a request: %s: %s", type(exc).__name__, exc)
+            sys.exit(70)
         try:
             if kind == "predict":
                 result: Any = backend.predict(model, payload)
@@ -92,7 +97,20 @@ def serve(channel: Any) -> None:
         except BaseException as exc:  # report everything; the server decides
             channel.send(("error", rid, _error(exc)))
             continue
-        channel.send(("ok", rid, result))
+        try:
+            channel.send(("ok", rid, result))
+        except Exception as exc:  # an answer that cannot be pickled
+            channel.send(
+                (
+                    "error",
+                    rid,
+                    _error(
+                        TypeError(
+                            f"the model's answer cannot be sent back: {type(exc).__name__}: {exc}"
+                        )
+                    ),
+                )
+            )
 
 
 def main() -> None:

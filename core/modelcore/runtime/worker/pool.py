@@ -119,19 +119,36 @@ class WorkerProcess:
         channel = self.channel
         assert channel is not None
         try:
-            while True:
+            self._read_until_eof(channel)
+        finally:
+            self._died()
+
+    def _read_until_eof(self, channel: Channel) -> None:
+        while True:
+            try:
                 status, rid, payload = channel.recv()
-                with self.lock:
-                    future = self.pending.pop(rid, None)
-                if future is None:
-                    continue
-                if status == "ok":
-                    future.set_result(payload)
-                else:
-                    future.set_exception(_remote_error(self.pool.name, self.pool.version, payload))
-        except (EOFError, OSError):
-            pass
-        self._died()
+            except (EOFError, OSError):
+                return
+            except Exception as exc:
+                # A frame this server cannot unpickle (a type only the worker's environment
+                # has): nothing maps it to its request, so the worker is restarted.
+                log.error(
+                    "worker %s of %s sent what cannot be read (%s: %s); restarting it",
+                    self.pid,
+                    self.pool.label,
+                    type(exc).__name__,
+                    exc,
+                )
+                self.kill()
+                continue
+            with self.lock:
+                future = self.pending.pop(rid, None)
+            if future is None:
+                continue
+            if status == "ok":
+                future.set_result(payload)
+            else:
+                future.set_exception(_remote_error(self.pool.name, self.pool.version, payload))
 
     def _died(self) -> None:
         with self.lock:
@@ -224,8 +241,9 @@ class WorkerPool:
             try:
                 replacement.start()
                 replacement.request("load", self.load_request, timeout=600.0)
-            except ModelcoreError as exc:
-                log.error("restarting the worker of %s failed: %s", self.label, exc.message)
+            except Exception as exc:  # OSError from Popen too: never end restarts silently
+                message = exc.message if isinstance(exc, ModelcoreError) else str(exc)
+                log.error("restarting the worker of %s failed: %s", self.label, message)
                 replacement.stopping = True
                 replacement.kill()
                 return

@@ -26,6 +26,12 @@ def _rebuild_array(dtype: str, shape: tuple[int, ...], buffer: Any) -> np.ndarra
     return np.frombuffer(buffer, dtype=np.dtype(dtype)).reshape(shape)
 
 
+def _rebuild_objects(shape: tuple[int, ...], items: list[Any]) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out.reshape(shape)
+
+
 def _rebuild_scalar(dtype: str, raw: bytes) -> Any:
     return np.frombuffer(raw, dtype=np.dtype(dtype))[0]
 
@@ -35,6 +41,9 @@ class _Pickler(pickle.Pickler):
         if type(obj) is np.ndarray and obj.dtype.kind not in "OV":
             arr = np.ascontiguousarray(obj)
             return _rebuild_array, (arr.dtype.str, arr.shape, pickle.PickleBuffer(arr))  # type: ignore[arg-type]
+        if type(obj) is np.ndarray and obj.dtype.kind == "O":
+            # numpy's own pickle of an object array names numpy 2's private modules
+            return _rebuild_objects, (obj.shape, obj.reshape(-1).tolist())
         if isinstance(obj, np.generic) and obj.dtype.kind not in "OV":
             return _rebuild_scalar, (obj.dtype.str, obj.tobytes())
         return NotImplemented
