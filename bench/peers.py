@@ -10,11 +10,12 @@ batching, threads 1, SLO 100 ms). MLServer serves them through a custom runtime
 (bench/_mlserver_runtime.py), with its defaults apart from: free ports on
 127.0.0.1, parallel_workers 0 (inference in the server process itself, a
 single-process comparison like modelcore's; --mlserver-workers to change),
-debug false (no access log) and no metrics server (modelcore has neither).
+debug false (no access log) and its separate metrics server off (modelcore's /metrics
+is a route of the same server and costs a request nothing unless scraped).
 
 Each server is queried through its own native JSON endpoint: modelcore's
-Clipper-style ``POST /<api>/predict`` with ``{"input": [...]}`` (its V2 route
-does not exist yet) and MLServer's Open Inference Protocol
+Clipper-style ``POST /<api>/predict`` with ``{"input": [...]}`` (the route its
+users call; modelcore also serves the same protocol as MLServer) and MLServer's Open Inference Protocol
 ``POST /v2/models/<name>/infer``. wrk loads each from a separate process at 1,
 8 and 64 connections after a 2 s warm-up; the servers never run at the same time.
 
@@ -248,8 +249,8 @@ def main() -> None:
     )
     print(
         "queried through each server's native JSON endpoint: MLServer POST /v2/models/<name>/infer "
-        '(Open Inference Protocol), modelcore POST /<api>/predict ({"input": [...]}; '
-        "its V2 route does not exist yet)"
+        '(Open Inference Protocol), modelcore POST /<api>/predict ({"input": [...]}, '
+        "its Clipper route)"
     )
     print(f"wrk, 2 threads, {args.seconds:g} s per point after a 2 s warm-up; one row per request")
     for name in MODELS:
