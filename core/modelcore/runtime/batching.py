@@ -27,12 +27,16 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelcore.errors import ModelUnavailable
+from modelcore.errors import GatewayTimeout, ModelUnavailable
 
 if TYPE_CHECKING:
     from modelcore.runtime.loaded import LoadedVersion
 
 log = logging.getLogger(__name__)
+
+
+class DeadlinePassed(GatewayTimeout):
+    """A queued request's deadline (its API's SLO) passed before its batch started."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,11 @@ class Batcher:
                 self.queued_inputs -= len(item.inputs)
                 self.dropped += 1  # answered already (the SLO's default), never computed late
                 if not item.future.done():
-                    item.future.cancel()  # its owner stops waiting and lets the version go
+                    # Its owner stops waiting (and lets the version go): an error, not a
+                    # cancellation, so the owner's own task is never mistaken for cancelled.
+                    item.future.set_exception(
+                        DeadlinePassed("the request's deadline passed in the queue")
+                    )
                 continue
             if items and size + len(item.inputs) > self.limit:
                 break

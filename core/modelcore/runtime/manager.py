@@ -635,9 +635,11 @@ class ModelManager:
                 self.release(lv)
                 raise ModelUnavailable(f"model {lv.name!r} is no longer served") from None
 
-        def done(_f: Any) -> None:
+        def done(f: asyncio.Future[list[Any]]) -> None:
             slot.waiting -= 1
             self.release(lv)
+            if not f.cancelled():
+                f.exception()  # retrieved here: an owner that stopped waiting never will
 
         future.add_done_callback(done)
         return future

@@ -26,11 +26,12 @@ from modelcore.runtime.handler import (
 from modelcore.runtime.reload import Reloader
 from modelcore.server import openapi, security, v2
 from modelcore.server.clipper import ClipperApi
-from modelcore.server.errors import error_middleware, json_response
+from modelcore.server.errors import json_response
 from modelcore.server.handlers import HandlerApi
 from modelcore.server.metrics import Metrics
 from modelcore.server.pipelines import PipelineApi
 from modelcore.server.security import Handler
+from modelcore.server.timeouts import RequestTimeouts
 from modelcore.spec import ApiSpec, LoadedSpec
 from modelcore.store import ModelStore
 from modelcore.validate import check_spec
@@ -45,6 +46,7 @@ HANDLERS = web.AppKey("handlers", list)
 PLUGINS = web.AppKey("plugins", ModelcorePluginManager)
 APIS = web.AppKey("apis", dict)
 EXECUTORS = web.AppKey("executors", list)
+TIMEOUTS = web.AppKey("timeouts", RequestTimeouts)
 
 
 def create_app(
@@ -81,7 +83,8 @@ def create_app(
     )
     app = web.Application(
         client_max_size=spec.server.max_body_bytes,
-        middlewares=[metrics.middleware(lambda name: name in manager.slots), error_middleware],
+        # One layer: each aiohttp middleware costs every request a coroutine of its own.
+        middlewares=[metrics.middleware(lambda name: name in manager.slots)],
     )
     predict_token = security.token(spec.server.predict_token, security.PREDICT_ENV)
     admin_token = security.token(spec.server.admin_token, security.ADMIN_ENV)
@@ -108,6 +111,7 @@ def create_app(
     app[HANDLERS] = []
     app[APIS] = {}
     app[EXECUTORS] = []
+    timeouts = app[TIMEOUTS] = RequestTimeouts(spec.server.request_timeout_s)
     input_types = pm.input_types()
     query_ids = itertools.count()
     documented: dict[str, tuple[ApiSpec, bool]] = {}
@@ -118,9 +122,7 @@ def create_app(
             executor = ThreadPoolExecutor(api.threads, thread_name_prefix=f"pipeline-{api.name}")
             app[EXECUTORS].append(executor)
             steps = pipeline.build(loaded, api.name, api.pipeline, manager, executor)
-            runner = PipelineApi(
-                api, steps, input_types[api.input_type], query_ids, spec.server.request_timeout_s
-            )
+            runner = PipelineApi(api, steps, input_types[api.input_type], query_ids, timeouts)
             app.router.add_post(route, protect(runner.handle))
             documented[route] = (api, False)
             continue
@@ -137,7 +139,7 @@ def create_app(
             input_types[api.input_type],
             query_ids,
             models,
-            timeout=spec.server.request_timeout_s,
+            timeouts=timeouts,
         )
         app[APIS][api.name] = clipper
         if models.single is None:
@@ -150,7 +152,7 @@ def create_app(
         lambda: all(h.instance is not None for h, _ in app[HANDLERS]),
         protect=protect,
         management=management,
-        timeout=spec.server.request_timeout_s,
+        timeouts=timeouts,
     )
     app.router.add_get("/v2/apis/{api}", _api_stats)
     document = openapi.build(loaded, documented)
@@ -191,6 +193,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     startup = app[STARTUP]
     if not startup.done():
         startup.cancel()
+    app[TIMEOUTS].close()
     await app[RELOADER].stop()
     await app[MANAGER].close()
     for handler_api, _models in app[HANDLERS]:

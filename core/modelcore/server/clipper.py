@@ -13,15 +13,16 @@ from modelcore import _json
 from modelcore.assemble import ApiModels
 from modelcore.errors import (
     BadRequest,
-    GatewayTimeout,
     ModelUnavailable,
     NotFound,
     PredictionError,
 )
 from modelcore.runtime import LoadedVersion, ModelManager
+from modelcore.runtime.batching import DeadlinePassed
 from modelcore.runtime.manager import VersionRef
 from modelcore.runtime.pcache import PredictionCache, input_key
 from modelcore.server.errors import json_response
+from modelcore.server.timeouts import RequestTimeouts
 from modelcore.spec import ApiSpec
 from modelcore.store.layout import parse_version as version_number
 from modelcore.types import InputType
@@ -43,7 +44,7 @@ class ClipperApi:
         input_type: InputType,
         query_ids: itertools.count[int],
         models: ApiModels,
-        timeout: float = 60.0,
+        timeouts: RequestTimeouts | None = None,
     ):
         self.api = api
         self.manager = manager
@@ -55,7 +56,7 @@ class ClipperApi:
         self.slo_s = api.slo_ms / 1000.0 if api.slo_ms else None
         self.cache = PredictionCache(api.cache.bytes) if api.cache else None
         self.slo_defaults = 0
-        self.timeout = timeout
+        self.timeouts = timeouts or RequestTimeouts(60.0)
 
     def _model(self, request: web.Request) -> str:
         """The model a request is for: the API's one model, or ``/<api>/<model>/predict``."""
@@ -119,14 +120,14 @@ class ClipperApi:
             pending = [inputs[i] for i in todo]
             # submit() holds the version before anything can suspend this request.
             if self.slo_s is None:
-                fresh = await with_timeout(self.manager.submit(lv, pending), self.timeout)
+                fresh = await self.timeouts.wait(self.manager.submit(lv, pending))
             else:
                 deadline = started + self.slo_s
                 left = deadline - asyncio.get_running_loop().time()
                 future = self.manager.submit(lv, pending, deadline)
                 try:
                     fresh = await asyncio.wait_for(asyncio.shield(future), left)
-                except asyncio.TimeoutError:
+                except (asyncio.TimeoutError, DeadlinePassed):
                     return None  # the late result is dropped, never queued behind others
             for i, out in zip(todo, fresh, strict=True):
                 outputs[i] = decoded = decode_output(out)
@@ -178,16 +179,6 @@ class ClipperApi:
             for _ in range(count)
         ]
         return json_response({"batch_predictions": results} if batch else results[0])
-
-
-async def with_timeout(work: asyncio.Future[T], seconds: float) -> T:
-    """``work``'s result, or 504 when it takes longer (the computation itself is abandoned)."""
-    try:
-        return await asyncio.wait_for(asyncio.shield(work), seconds)
-    except asyncio.TimeoutError:
-        raise GatewayTimeout(
-            f"no answer within the server's request timeout of {seconds:g}s"
-        ) from None
 
 
 def request_inputs(data: dict[str, Any], decode: Any) -> tuple[list[Any], bool]:

@@ -30,8 +30,8 @@ def error_response(
     return json_response({"error": message, "cause": cause}, status=status, headers=headers)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def handle_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Call ``handler``; turn every failure into a JSON answer with its status."""
     try:
         return await handler(request)
     except ModelcoreError as exc:
@@ -51,3 +51,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception as exc:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response("internal server error", 500, type(exc).__name__)
+
+
+error_middleware = web.middleware(handle_errors)
+"""The one error middleware (the server's metrics middleware calls :func:`handle_errors` itself)."""

@@ -1,143 +1,156 @@
 """``GET /metrics``: the server's figures in the Prometheus text format (prometheus_client).
 
-Events (requests, loads, swaps, batches) are counted as they happen; levels
-(models loaded, queue depths, cache contents, worker restarts) are read from
-the live objects at scrape time, so nothing is counted twice or goes stale.
-Each app has its own registry: two servers in one process never mix figures.
+The hot path (every request, every queued input, every batch) only bumps
+plain counters and bucket arrays; they become Prometheus families when the
+endpoint is scraped. prometheus_client's own metric objects take a lock and a
+label lookup per observation, which cost this server a measurable share of
+its throughput. Rare events (loads, swaps) and levels (models loaded, queue
+depths, caches, worker restarts) are read the same way at scrape time. Each
+app has its own registry: two servers in one process never mix figures.
 """
 
 from __future__ import annotations
 
+import bisect
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from modelcore.runtime.observer import Observer
 from modelcore.runtime.worker.pool import WorkerPool
+from modelcore.server.errors import handle_errors
 
 if TYPE_CHECKING:
     from modelcore.runtime import ModelManager
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+LOAD_BUCKETS = (0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300)
 
-MODEL = web.AppKey("metrics_model", str)
+
+class _Histogram:
+    """Bucket counts and a sum: what a Prometheus histogram is, without a lock per observation."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]):
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            out.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
+        return out
+
+
+class _Family:
+    """A histogram per label tuple."""
+
+    def __init__(self, bounds: tuple[float, ...]):
+        self.bounds = bounds
+        self.series: dict[tuple[str, ...], _Histogram] = {}
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        hist = self.series.get(labels)
+        if hist is None:
+            hist = self.series[labels] = _Histogram(self.bounds)
+        hist.observe(value)
+
+    def collect(self, name: str, doc: str, labels: list[str]) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(name, doc, labels=labels)
+        for values, hist in list(self.series.items()):
+            family.add_metric(list(values), hist.buckets(), hist.total)
+        return family
 
 
 class Metrics(Observer):
-    """The registry, the event metrics, and the runtime observer that feeds them."""
+    """The registry, the event figures, and the runtime observer that feeds them."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.requests = Counter(
-            "modelcore_requests", "HTTP requests answered", ["route", "model", "code"], registry=r
-        )
-        self.errors = Counter(
-            "modelcore_request_errors",
-            "HTTP requests answered with 4xx or 5xx",
-            ["route", "model", "code"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "modelcore_request_seconds",
-            "Time to answer a request",
-            ["route"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.queue = Histogram(
-            "modelcore_queue_seconds",
-            "Time a request waited for its batch",
-            ["model"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.compute = Histogram(
-            "modelcore_compute_seconds",
-            "Time the backend took for a batch",
-            ["model", "version"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.batch = Histogram(
-            "modelcore_batch_size",
-            "Inputs per backend call",
-            ["model"],
-            buckets=BATCH_BUCKETS,
-            registry=r,
-        )
-        self.loads = Histogram(
-            "modelcore_load_seconds",
-            "Time to load (and warm up) a version",
-            ["model"],
-            buckets=(0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
-            registry=r,
-        )
-        self.load_failures = Counter(
-            "modelcore_load_failures", "Versions that failed to load", ["model"], registry=r
-        )
-        self.swaps = Counter(
-            "modelcore_swaps", "Versions swapped in to answer latest", ["model"], registry=r
-        )
-        self.unloads = Counter("modelcore_unloads", "Versions unloaded", ["model"], registry=r)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.requests: dict[tuple[str, str, int], int] = {}
+        self.latency = _Family(LATENCY_BUCKETS)
+        self.queue = _Family(LATENCY_BUCKETS)
+        self.compute = _Family(LATENCY_BUCKETS)
+        self.batch = _Family(BATCH_BUCKETS)
+        self.loads = _Family(LOAD_BUCKETS)
+        self.events: dict[tuple[str, str], int] = {}
+        # compute and batch sizes are observed from predict threads; one lock per batch
+        self._lock = threading.Lock()
 
     # -- the runtime observer --------------------------------------------------------
+    def _event(self, kind: str, model: str) -> None:
+        self.events[(kind, model)] = self.events.get((kind, model), 0) + 1
+
     def loaded(self, model: str, version: int, seconds: float) -> None:
-        self.loads.labels(model).observe(seconds)
+        self.loads.observe((model,), seconds)
 
     def load_failed(self, model: str, version: int) -> None:
-        self.load_failures.labels(model).inc()
+        self._event("load_failures", model)
 
     def swapped(self, model: str, version: int) -> None:
-        self.swaps.labels(model).inc()
+        self._event("swaps", model)
 
     def unloaded(self, model: str, version: int) -> None:
-        self.unloads.labels(model).inc()
+        self._event("unloads", model)
 
     def predicted(self, model: str, version: int, size: int, seconds: float) -> None:
-        self.compute.labels(model, str(version)).observe(seconds)
-        self.batch.labels(model).observe(size)
+        with self._lock:
+            self.compute.observe((model, str(version)), seconds)
+            self.batch.observe((model,), size)
 
     def queued(self, model: str, seconds: float) -> None:
-        self.queue.labels(model).observe(seconds)
+        self.queue.observe((model,), seconds)
 
     # -- wiring ----------------------------------------------------------------------
     def watch(self, manager: ModelManager, apis: dict[str, Any]) -> None:
-        """Report the levels of ``manager`` and the APIs' caches at each scrape."""
-        self.registry.register(_Levels(manager, apis))
+        """Report the events, and the levels of ``manager`` and the APIs, at each scrape."""
+        self.registry.register(_Levels(self, manager, apis))
 
     def middleware(
         self, known: Callable[[str], bool] = lambda _name: True
     ) -> Callable[..., Awaitable[web.StreamResponse]]:
-        """Count every request; ``known`` keeps the model label to served models (bounded series)."""
+        """Errors as JSON (the one error middleware) and the count of every request, in one layer.
+
+        ``known`` keeps the model label to served models, so names from URLs cannot
+        create series without bound.
+        """
 
         @web.middleware
         async def count(request: web.Request, handler: Any) -> web.StreamResponse:
             started = time.perf_counter()
-            route = request.match_info.route.resource
-            name = route.canonical if route is not None else "unmatched"
             code = 500
             try:
-                response: web.StreamResponse = await handler(request)
+                response = await handle_errors(request, handler)
                 code = response.status
                 return response
             except web.HTTPException as exc:
                 code = exc.status
                 raise
             finally:
-                model = request.match_info.get("name") or request.match_info.get("model") or ""
-                if not known(model):
-                    model = ""  # a name from the URL that is not served: no series of its own
-                self.requests.labels(name, model, str(code)).inc()
-                if code >= 400:
-                    self.errors.labels(name, model, str(code)).inc()
-                self.latency.labels(name).observe(time.perf_counter() - started)
+                route = request.match_info.route.resource
+                name = route.canonical if route is not None else "unmatched"
+                info = request.match_info
+                model = info.get("name") or info.get("model") or ""
+                if model and not known(model):
+                    model = ""
+                key = (name, model, code)
+                self.requests[key] = self.requests.get(key, 0) + 1
+                self.latency.observe((name,), time.perf_counter() - started)
 
         return count
 
@@ -146,11 +159,59 @@ class Metrics(Observer):
 
 
 class _Levels(Collector):
-    def __init__(self, manager: ModelManager, apis: dict[str, Any]):
+    def __init__(self, metrics: Metrics, manager: ModelManager, apis: dict[str, Any]):
+        self.metrics = metrics
         self.manager = manager
         self.apis = apis
 
     def collect(self) -> Iterator[Any]:
+        yield from self._events()
+        yield from self._models()
+        yield from self._caches()
+
+    def _events(self) -> Iterator[Any]:
+        m = self.metrics
+        requests = CounterMetricFamily(
+            "modelcore_requests", "HTTP requests answered", labels=["route", "model", "code"]
+        )
+        errors = CounterMetricFamily(
+            "modelcore_request_errors",
+            "HTTP requests answered with 4xx or 5xx",
+            labels=["route", "model", "code"],
+        )
+        for (route, model, code), n in list(m.requests.items()):
+            requests.add_metric([route, model, str(code)], n)
+            if code >= 400:
+                errors.add_metric([route, model, str(code)], n)
+        yield requests
+        yield errors
+        yield m.latency.collect("modelcore_request_seconds", "Time to answer a request", ["route"])
+        yield m.queue.collect(
+            "modelcore_queue_seconds", "Time a request waited for its batch", ["model"]
+        )
+        with m._lock:
+            yield m.compute.collect(
+                "modelcore_compute_seconds",
+                "Time the backend took for a batch",
+                ["model", "version"],
+            )
+            yield m.batch.collect("modelcore_batch_size", "Inputs per backend call", ["model"])
+        yield m.loads.collect(
+            "modelcore_load_seconds", "Time to load (and warm up) a version", ["model"]
+        )
+        docs = {
+            "load_failures": "Versions that failed to load",
+            "swaps": "Versions swapped in to answer latest",
+            "unloads": "Versions unloaded",
+        }
+        for kind, doc in docs.items():
+            family = CounterMetricFamily(f"modelcore_{kind}", doc, labels=["model"])
+            for (k, model), n in list(m.events.items()):
+                if k == kind:
+                    family.add_metric([model], n)
+            yield family
+
+    def _models(self) -> Iterator[Any]:
         loaded = GaugeMetricFamily(
             "modelcore_models_loaded", "Loaded versions per model", labels=["model"]
         )
@@ -185,6 +246,8 @@ class _Levels(Collector):
                 ),
             )
         yield from (loaded, serving, depth, inflight, restarts)
+
+    def _caches(self) -> Iterator[Any]:
         hits = CounterMetricFamily("modelcore_cache_hits", "Prediction cache hits", labels=["api"])
         misses = CounterMetricFamily(
             "modelcore_cache_misses", "Prediction cache misses", labels=["api"]

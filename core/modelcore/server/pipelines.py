@@ -18,9 +18,9 @@ from modelcore.server.clipper import (
     decode_output,
     parse_body,
     request_inputs,
-    with_timeout,
 )
 from modelcore.server.errors import json_response
+from modelcore.server.timeouts import RequestTimeouts
 from modelcore.spec import ApiSpec
 from modelcore.types import InputType
 
@@ -34,13 +34,13 @@ class PipelineApi:
         pipeline: Pipeline,
         input_type: InputType,
         query_ids: itertools.count[int],
-        timeout: float,
+        timeouts: RequestTimeouts,
     ):
         self.api = api
         self.pipeline = pipeline
         self.decode = input_type.decode
         self.query_ids = query_ids
-        self.timeout = timeout
+        self.timeouts = timeouts
 
     async def handle(self, request: web.Request) -> web.Response:
         data = parse_body(await request.read(), _KEYS)
@@ -49,7 +49,7 @@ class PipelineApi:
             raise BadRequest('"key" must be a string (or an integer)')
         inputs, batch = request_inputs(data, self._decode)
         work = asyncio.ensure_future(self.pipeline.run(inputs, None if key is None else str(key)))
-        outputs = await with_timeout(work, self.timeout)
+        outputs = await self.timeouts.wait(work)
         results = [
             {"query_id": next(self.query_ids), "output": decode_output(out), "default": False}
             for out in outputs

@@ -19,9 +19,9 @@ import modelcore
 from modelcore.errors import BadRequest, ModelUnavailable, NotFound
 from modelcore.runtime import LoadedVersion, ModelManager
 from modelcore.server import oip
-from modelcore.server.clipper import with_timeout
 from modelcore.server.errors import error_response, json_response
 from modelcore.server.security import Handler
+from modelcore.server.timeouts import RequestTimeouts
 from modelcore.store.layout import parse_version
 
 EXTENSIONS = ["model_repository", "binary_tensor_data", "classification_free"]
@@ -34,12 +34,13 @@ def add_routes(
     *,
     protect: Callable[[Handler], Handler] = lambda h: h,
     management: Callable[[Handler], Handler] | None = None,
-    timeout: float = 60.0,
+    timeouts: RequestTimeouts | None = None,
 ) -> None:
     """Register the protocol's routes; ``protect`` guards infer, ``management`` load/unload.
 
     With ``management`` None the repository's load and unload routes do not exist.
     """
+    waits = timeouts or RequestTimeouts(60.0)
 
     async def server_metadata(_request: web.Request) -> web.Response:
         return json_response(
@@ -80,7 +81,7 @@ def add_routes(
             declared, _outputs = tensor_metadata(lv.manifest.metadata, input_type, fallback=False)
             check_inputs(parsed.inputs, declared)
         inputs = oip.rows(parsed.inputs, input_type)
-        outputs = await with_timeout(manager.submit(lv, inputs), timeout)
+        outputs = await waits.wait(manager.submit(lv, inputs))
         tensors = oip.output_tensors(outputs)
         if lv.manifest is not None:
             tensors = _as_declared(tensors, lv.manifest.metadata, lv.manifest.input_type)
