@@ -241,6 +241,12 @@ BAD = [
     ("/v2/models/affine/versions/0/infer", b"{}", {}, "not a positive integer"),
     (
         "/v2/models/affine/infer",
+        b'{"inputs": [{"name": "x", "datatype": [1], "shape": [1], "data": [1]}]}',
+        {},
+        "unknown datatype [1]",
+    ),
+    (
+        "/v2/models/affine/infer",
         b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}],'
         b' "outputs": [{"name": "y", "parameters": 5}]}',
         {},

@@ -34,7 +34,6 @@ try:
 
     loads = orjson.loads
     JSONDecodeError: type[ValueError] = orjson.JSONDecodeError
-    CODEC = "orjson"
 except ImportError:  # pragma: no cover - exercised where orjson is absent
 
     def dumps(obj: Any) -> bytes:
@@ -42,4 +41,3 @@ except ImportError:  # pragma: no cover - exercised where orjson is absent
 
     loads = json.loads  # type: ignore[assignment]
     JSONDecodeError = json.JSONDecodeError
-    CODEC = "json"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +9,7 @@ from typing import Any
 
 from modelcore.errors import SpecError
 from modelcore.pipeline import step_models
-from modelcore.runtime import ModelConfig, ModelGroup
+from modelcore.runtime import ModelConfig, ModelGroup, ModelManager
 from modelcore.runtime.batching import BatchingConfig
 from modelcore.spec import ApiSpec, LoadedSpec
 from modelcore.store import ModelStore
@@ -24,6 +22,16 @@ class ApiModels:
 
     names: list[str] = field(default_factory=list)
     group: str | None = None
+
+    def current(self, manager: ModelManager) -> list[str]:
+        """The models served now (a group's members come and go)."""
+        return self.names if self.group is None else manager.group_members(self.group)
+
+    def serves(self, manager: ModelManager, name: str) -> bool:
+        if self.group is None:
+            return name in self.names
+        slot = manager.slots.get(name)
+        return slot is not None and slot.config.group == self.group
 
     @property
     def single(self) -> str | None:
@@ -176,9 +184,7 @@ def _isolation(api: ApiSpec) -> dict[str, Any]:
 
 
 def _store_for(loaded: LoadedSpec, url: str, api: str) -> ModelStore:
-    root = Path(os.environ.get("MODELCORE_CACHE", Path.home() / ".cache" / "modelcore"))
-    digest = hashlib.sha256(f"{url}\0{api}".encode()).hexdigest()[:16]
-    return ModelStore(url, loaded.spec.storage_options, cache_dir=root / digest)
+    return ModelStore(url, loaded.spec.storage_options, cache_scope=api)
 
 
 def _limit(store: ModelStore, size: int | str | None) -> None:

@@ -53,10 +53,6 @@ class Conflict(ModelcoreError):
     status = 409
 
 
-class PayloadTooLarge(ModelcoreError):
-    status = 413
-
-
 class ModelUnavailable(ModelcoreError):
     """The model exists but has no version that can answer now."""
 

@@ -103,10 +103,6 @@ class Batcher:
         self._wake.set()
         return future
 
-    async def submit(self, inputs: list[Any], deadline: float | None = None) -> list[Any]:
-        """Queue ``inputs`` and wait for their outputs."""
-        return await self.enqueue(inputs, deadline)
-
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -126,7 +126,7 @@ class ModelClient:
         """The names of the models this API serves now."""
         if self._group is None:
             return list(self._names)
-        return sorted(n for n, s in self._manager.slots.items() if s.config.group == self._group)
+        return self._manager.group_members(self._group)
 
     def get_model(self, name: str | None = None, version: int | str = "latest") -> Any:
         """What ``load_model`` (or the backend) returned for ``name`` at ``version``, loading it first.

@@ -63,6 +63,7 @@ class LoadedVersion:
     """
 
     __slots__ = (
+        "__weakref__",  # the server caches per-version facts in weak maps
         "backend",
         "batcher",
         "fingerprint",

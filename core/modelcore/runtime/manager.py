@@ -74,7 +74,6 @@ class ModelManager:
         self._loader = ThreadPoolExecutor(max_workers=load_threads, thread_name_prefix="load")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
-        self.swaps = 0
         self.envs = EnvBuilder()
         self._event_loop: asyncio.AbstractEventLoop | None = None
 
@@ -88,7 +87,7 @@ class ModelManager:
         """For a directory of models: add slots for new sub-folders, retire removed ones."""
         group = self.groups[group_name]
         names = set(await self._io(group.store.list_models))
-        current = {n for n, s in self.slots.items() if s.config.group == group_name}
+        current = set(self.group_members(group_name))
         for name in sorted(names - current):
             if name in self.slots:
                 log.warning("model %s in %s shadows a model of another API", name, group.store.url)
@@ -99,6 +98,10 @@ class ModelManager:
         for name in sorted(current - names):
             log.info("model %s was removed from %s", name, group.store.url)
             self._remove_slot(self.slots.pop(name))
+
+    def group_members(self, group: str) -> list[str]:
+        """The models of a group (a directory of models) served now, sorted."""
+        return sorted(n for n, s in self.slots.items() if s.config.group == group)
 
     def _remove_slot(self, slot: ModelSlot) -> None:
         slot.removed = True
@@ -270,7 +273,6 @@ class ModelManager:
             self._retire(slot, previous, keep_status=True)
         slot.error = None
         if old is not None and old is not lv:
-            self.swaps += 1
             self.observer.swapped(slot.config.name, lv.version)
             log.info(
                 "model %s: v%s now serves (was v%s)", slot.config.name, lv.version, old.version
@@ -514,9 +516,7 @@ class ModelManager:
                     )
             self._touch(slot, lv)
             return lv
-        lv = slot.loaded.get(version)
-        if lv is None and slot.latest is not None and slot.latest.version == version:
-            lv = slot.latest
+        lv = slot.copy_of(version)
         if lv is not None:
             self._touch(slot, lv)
             if version in slot.on_demand:
@@ -693,9 +693,7 @@ class ModelManager:
 
     def _version_json(self, slot: ModelSlot, version: int) -> dict[str, Any]:
         entry = slot.status[version].to_json()
-        lv = slot.loaded.get(version)
-        if lv is None and slot.latest is not None and slot.latest.version == version:
-            lv = slot.latest
+        lv = slot.copy_of(version)
         if lv is not None and isinstance(lv.model, WorkerPool):
             entry["workers"] = lv.model.pids()
             entry["worker_restarts"] = lv.model.restarts

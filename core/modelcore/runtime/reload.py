@@ -27,8 +27,6 @@ class Reloader:
         self.poll_interval = poll_interval
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.events = 0
-        self.polls = 0
 
     def start(self) -> None:
         local_paths = self._local_paths()
@@ -83,7 +81,6 @@ class Reloader:
 
     # -- reacting -------------------------------------------------------------
     async def _on_local(self, changed: set[str]) -> None:
-        self.events += 1
         names: set[str] = set()
         groups: set[str] = set()
         for name, slot in list(self.manager.slots.items()):
@@ -103,7 +100,6 @@ class Reloader:
         )
 
     async def _poll(self, include_local: bool) -> None:
-        self.polls += 1
         stores = {id(s): s for s, _ in self._stores() if include_local or not s.is_local}
         await asyncio.gather(*(asyncio.to_thread(s.invalidate) for s in stores.values()))
         for gname, group in self.manager.groups.items():

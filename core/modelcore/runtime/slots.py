@@ -99,6 +99,15 @@ class ModelSlot:
         self.waiting = 0
         """Requests accepted and not yet answered (for the queue limit)."""
 
+    def copy_of(self, version: int | None) -> LoadedVersion | None:
+        """The loaded copy answering ``version`` (``None``: latest), if there is one."""
+        if version is None:
+            return self.latest
+        lv = self.loaded.get(version)
+        if lv is None and self.latest is not None and self.latest.version == version:
+            return self.latest
+        return lv
+
     def status_of(self, version: int) -> VersionStatus:
         if version not in self.status:
             self.status[version] = VersionStatus(version)

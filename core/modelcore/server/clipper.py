@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -63,11 +64,7 @@ class ClipperApi:
         if self.single is not None:
             return self.single
         name = request.match_info["model"]
-        if self.models.group is not None:
-            slot = self.manager.slots.get(name)
-            if slot is not None and slot.config.group == self.models.group:
-                return name
-        elif name in self.models.names:
+        if self.models.serves(self.manager, name):
             return name
         raise NotFound(f"API {self.api.name!r} serves no model {name!r}")
 
@@ -77,7 +74,7 @@ class ClipperApi:
         body = await request.read()
         data = parse_body(body)
         version = parse_version(data.get("version", self.api.version))
-        inputs, batch = request_inputs(data, self._decode)
+        inputs, batch = request_inputs(data, self.decode, self.api)
         try:
             lv = await self.manager.resolve(model, version)
         except ModelUnavailable as exc:
@@ -137,13 +134,7 @@ class ClipperApi:
 
     def stats(self) -> dict[str, Any]:
         """What ``GET /v2/apis/<api>`` shows: routes, models, cache and batching figures."""
-        models = (
-            self.models.names
-            if self.models.group is None
-            else sorted(
-                n for n, s in self.manager.slots.items() if s.config.group == self.models.group
-            )
-        )
+        models = self.models.current(self.manager)
         batching = {}
         for name in models:
             slot = self.manager.slots.get(name)
@@ -159,15 +150,6 @@ class ClipperApi:
             "batching": batching,
         }
 
-    def _decode(self, value: Any, index: int | None) -> Any:
-        try:
-            return self.decode(value)
-        except BadRequest as exc:
-            where = f"input_batch[{index}]" if index is not None else "input"
-            raise BadRequest(
-                f"{where}: {exc.message} (API {self.api.name!r} takes {self.api.input_type})"
-            ) from None
-
     def _defaults(self, count: int, batch: bool, why: str) -> web.Response:
         results = [
             {
@@ -181,17 +163,29 @@ class ClipperApi:
         return json_response({"batch_predictions": results} if batch else results[0])
 
 
-def request_inputs(data: dict[str, Any], decode: Any) -> tuple[list[Any], bool]:
+def request_inputs(
+    data: dict[str, Any], decode: Callable[[Any], Any], api: ApiSpec
+) -> tuple[list[Any], bool]:
     """The decoded list of inputs of a Clipper request, and whether it was a batch."""
+
+    def one(value: Any, index: int | None) -> Any:
+        try:
+            return decode(value)
+        except BadRequest as exc:
+            where = f"input_batch[{index}]" if index is not None else "input"
+            raise BadRequest(
+                f"{where}: {exc.message} (API {api.name!r} takes {api.input_type})"
+            ) from None
+
     if "input" in data:
         if "input_batch" in data:
             raise BadRequest('send either "input" or "input_batch", not both')
-        return [decode(data["input"], None)], False
+        return [one(data["input"], None)], False
     if "input_batch" in data:
         raw = data["input_batch"]
         if not isinstance(raw, list) or not raw:
             raise BadRequest('"input_batch" must be a non-empty JSON array of inputs')
-        return [decode(x, i) for i, x in enumerate(raw)], True
+        return [one(x, i) for i, x in enumerate(raw)], True
     raise BadRequest('the body needs "input" (one input) or "input_batch" (a list of inputs)')
 
 

@@ -51,7 +51,3 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except Exception as exc:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response("internal server error", 500, type(exc).__name__)
-
-
-error_middleware = web.middleware(handle_errors)
-"""The one error middleware (the server's metrics middleware calls :func:`handle_errors` itself)."""

@@ -129,7 +129,7 @@ def _tensor(spec: Any, index: int, binary: memoryview) -> tuple[Tensor, int]:
     if not isinstance(name, str) or not name:
         raise BadRequest(f"{where}.name must be a non-empty string")
     where = f"input {name!r}"
-    if datatype != "BYTES" and datatype not in DTYPES:
+    if not isinstance(datatype, str) or (datatype != "BYTES" and datatype not in DTYPES):
         raise BadRequest(
             f"{where}: unknown datatype {datatype!r} (known: BYTES, {', '.join(DTYPES)})"
         )

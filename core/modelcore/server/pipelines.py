@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
 
 from aiohttp import web
 
@@ -47,7 +46,7 @@ class PipelineApi:
         key = data.get("key")
         if key is not None and not isinstance(key, (str, int)):
             raise BadRequest('"key" must be a string (or an integer)')
-        inputs, batch = request_inputs(data, self._decode)
+        inputs, batch = request_inputs(data, self.decode, self.api)
         work = asyncio.ensure_future(self.pipeline.run(inputs, None if key is None else str(key)))
         outputs = await self.timeouts.wait(work)
         results = [
@@ -55,12 +54,3 @@ class PipelineApi:
             for out in outputs
         ]
         return json_response({"batch_predictions": results} if batch else results[0])
-
-    def _decode(self, value: Any, index: int | None) -> Any:
-        try:
-            return self.decode(value)
-        except BadRequest as exc:
-            where = f"input_batch[{index}]" if index is not None else "input"
-            raise BadRequest(
-                f"{where}: {exc.message} (API {self.api.name!r} takes {self.api.input_type})"
-            ) from None

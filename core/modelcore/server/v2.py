@@ -9,6 +9,7 @@ protocol's status codes.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -64,9 +65,7 @@ def add_routes(
         slot = manager.slots.get(name)
         if slot is None:
             raise NotFound(f"model {name!r} is not served here")
-        lv = slot.latest if version is None else slot.loaded.get(version)
-        if lv is None and version is not None and slot.latest and slot.latest.version == version:
-            lv = slot.latest
+        lv = slot.copy_of(version)
         if lv is None:
             return error_response(f"model {name!r} is not ready", 400, slot.error)
         return json_response({"name": name, "version": str(lv.version), "ready": True})
@@ -77,14 +76,11 @@ def add_routes(
         parsed = oip.parse_request(body, request.headers.get(oip.HEADER))
         lv = await manager.resolve(name, "latest" if version is None else version)
         input_type = lv.manifest.input_type if lv.manifest else "doubles"
-        if lv.manifest is not None:
-            declared, _outputs = tensor_metadata(lv.manifest.metadata, input_type, fallback=False)
-            check_inputs(parsed.inputs, declared)
+        declared_in, declared_out = _declared(lv)
+        check_inputs(parsed.inputs, declared_in)
         inputs = oip.rows(parsed.inputs, input_type)
         outputs = await waits.wait(manager.submit(lv, inputs))
-        tensors = oip.output_tensors(outputs)
-        if lv.manifest is not None:
-            tensors = _as_declared(tensors, lv.manifest.metadata, lv.manifest.input_type)
+        tensors = _as_declared(oip.output_tensors(outputs), declared_out)
         payload, header = oip.encode_response(name, lv.version, parsed, tensors)
         if header is None:
             return web.Response(body=payload, content_type="application/json")
@@ -152,9 +148,7 @@ async def model_metadata(manager: ModelManager, name: str, version: int | None) 
     known = sorted(set(slot.snapshot or {}) | {v["version"] for v in status["versions"]})
     if version is not None and version not in known:
         raise NotFound(f"model {name!r} has no version {version}")
-    lv: LoadedVersion | None = slot.latest if version is None else slot.loaded.get(version)
-    if lv is None and version is not None and slot.latest and slot.latest.version == version:
-        lv = slot.latest
+    lv = slot.copy_of(version)
     manifest = lv.manifest if lv is not None else None
     if manifest is None:
         pick = version if version is not None else (known[-1] if known else None)
@@ -196,11 +190,29 @@ _BY_INPUT_TYPE = {
 }
 
 
+def _declared(lv: LoadedVersion) -> tuple[list[Any], list[Any]]:
+    """The tensors a version's manifest declares, worked out once per loaded version."""
+    cached = _DECLARED.get(lv)
+    if cached is None:
+        manifest = lv.manifest
+        cached = (
+            tensor_metadata(manifest.metadata, manifest.input_type, fallback=False)
+            if manifest is not None
+            else ([], [])
+        )
+        _DECLARED[lv] = cached
+    return cached
+
+
+_DECLARED: weakref.WeakKeyDictionary[LoadedVersion, tuple[list[Any], list[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _as_declared(
-    tensors: list[tuple[str, np.ndarray]], md: dict[str, Any], input_type: str
+    tensors: list[tuple[str, np.ndarray]], declared: list[dict[str, Any]]
 ) -> list[tuple[str, np.ndarray]]:
     """Name and type outputs as the model's own metadata declares them."""
-    _inputs, declared = tensor_metadata(md, input_type, fallback=False)
     if len(tensors) == 1 and tensors[0][0] == "output0" and len(declared) == 1:
         tensors = [(str(declared[0].get("name") or "output0"), tensors[0][1])]
     types = {d.get("name"): oip.DTYPES.get(d.get("datatype", "")) for d in declared}

@@ -38,7 +38,9 @@ class ModelStore:
         url: str | os.PathLike[str],
         storage_options: dict[str, Any] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        cache_scope: str = "",
     ):
+        """``cache_scope`` separates the disk caches of stores on one URL (each API its own limit)."""
         self.url = str(url)
         self.storage_options = dict(storage_options or {})
         try:
@@ -48,7 +50,8 @@ class ModelStore:
         self.fs: fsspec.AbstractFileSystem = fs
         self.is_local = isinstance(fs, LocalFileSystem)
         self.root = root.rstrip("/") if not self.is_local else str(Path(root).resolve())
-        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        scoped = self.url + (f"\0{cache_scope}" if cache_scope else "")
+        digest = hashlib.sha256(scoped.encode()).hexdigest()[:16]
         self.cache_dir = (
             Path(cache_dir)
             if cache_dir
