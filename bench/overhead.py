@@ -6,16 +6,19 @@ A tiny numpy model (a dot product of 16 numbers) served by modelcore, and by
 a bare aiohttp handler that parses the same JSON, makes the same numpy array,
 calls the same function inline and encodes the same answer (the baseline,
 bench/_bare_server.py). wrk loads each from a separate process at 1, 8 and
-64 connections. modelcore runs predictions off the event loop (a rule the
-bare handler does not follow) and batches concurrent requests, so one thread
-hop serves many requests. Also measured: the same without batching, with the
-standard event loop instead of uvloop, and with the standard json module.
+64 connections. modelcore batches concurrent requests and runs predictions
+in a thread (the default: one thread hop serves many requests) or, with
+``isolation: inline``, on the event loop as the bare handler does. Also
+measured at 64: without batching, with the standard event loop instead of
+uvloop, and with the standard json module.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -28,11 +31,19 @@ from _common import Server, free_port, machine_line, modelcore_server, table, wr
 import modelcore
 
 
-def tiny(xs):
+def make_tiny():  # type: ignore[no-untyped-def]
+    """The dot product of 16 numbers with fixed weights, made once (as the bare handler's)."""
     import numpy as np
 
     weights = np.linspace(-1, 1, 16)
-    return [float(np.dot(weights, x)) for x in xs]
+
+    def tiny(xs):  # type: ignore[no-untyped-def]
+        return [float(np.dot(weights, x)) for x in xs]
+
+    return tiny
+
+
+tiny = make_tiny()
 
 
 SPEC = """store: {store}
@@ -56,7 +67,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     body = json.dumps({"input": [0.5] * 16}).encode()
-    results: dict[str, dict[int, object]] = {}
+    batching = ", batching: {max_batch_size: 64}"
+    inline = ", isolation: inline" + batching
+    main_rows = {"threads": batching, "inline": inline}
+    results: dict[str, dict[int, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         modelcore.deploy_python_closure(work / "models", "m", tiny)
@@ -67,36 +81,36 @@ def main() -> None:
             str(port),
             "tiny",
         ]
-        batching = ", batching: {max_batch_size: 64}"
-        spec = SPEC.format(store=work / "models", extra=batching)
-        # This machine is shared and noisy: both servers stay up and are measured in turns,
+        # This machine is shared and noisy: all servers stay up and are measured in turns,
         # --rounds times, and each figure is the median of its rounds.
-        with Server(bare_cmd, port) as bare, modelcore_server(spec, work) as mine:
-            rounds: dict[str, dict[int, list[Any]]] = {"bare": {}, "modelcore": {}}
+        with contextlib.ExitStack() as stack:
+            servers = {"bare": stack.enter_context(Server(bare_cmd, port))}
+            for name, extra in main_rows.items():
+                (work / name).mkdir()
+                spec = SPEC.format(store=work / "models", extra=extra)
+                servers[name] = stack.enter_context(modelcore_server(spec, work / name))
+            rounds: dict[str, dict[int, list[Any]]] = {name: {} for name in servers}
             for _ in range(args.rounds):
                 for c in (1, 8, 64):
-                    for name, server in (("bare", bare), ("modelcore", mine)):
+                    for name, server in servers.items():
                         load = wrk(f"{server.base}/m/predict", body, c, args.seconds, 2)
                         rounds[name].setdefault(c, []).append(load)
             for name, per_c in rounds.items():
                 results[name] = {c: _median(loads) for c, loads in per_c.items()}
         variants = {
-            "modelcore, no batching": ("", [], {}),
-            "modelcore, asyncio loop": (batching, ["--loop", "asyncio"], {}),
-            "modelcore, stdlib json": (batching, [], {"MODELCORE_JSON": "json"}),
+            "threads, no batching": ("", [], {}),
+            "inline, no batching": (", isolation: inline", [], {}),
+            "threads, asyncio loop (no uvloop)": (batching, ["--loop", "asyncio"], {}),
+            "threads, stdlib json (no orjson)": (batching, [], {"MODELCORE_JSON": "json"}),
         }
         for name, (extra, flags, env) in variants.items():
-            import os
-
             old = {k: os.environ.get(k) for k in env}
             os.environ.update(env)
             try:
                 spec = SPEC.format(store=work / "models", extra=extra)
-                with modelcore_server(spec, work, *flags) as server:
-                    conc = (64,)
-                    results[name] = {
-                        c: wrk(f"{server.base}/m/predict", body, c, args.seconds, 2) for c in conc
-                    }
+                (work / name.replace(" ", "_")).mkdir()
+                with modelcore_server(spec, work / name.replace(" ", "_"), *flags) as server:
+                    results[name] = {64: wrk(f"{server.base}/m/predict", body, 64, args.seconds, 2)}
             finally:
                 for k, v in old.items():
                     if v is None:
@@ -106,29 +120,34 @@ def main() -> None:
     print(machine_line("bench/overhead.py"))
     print(
         "baseline: a bare aiohttp handler doing the same parsing, model call and encoding, same run;\n"
-        "each figure the median of --rounds alternating runs"
+        "each figure the median of --rounds alternating runs; modelcore with batching (max 64),\n"
+        "predictions in threads (the default) or inline on the event loop (isolation: inline)"
     )
     print()
     rows = []
     for c in (1, 8, 64):
-        b, m = results["bare"][c], results["modelcore"][c]
-        rows.append(
-            [
-                str(c),
-                f"{b.rps:.0f}",
-                f"{m.rps:.0f}",
-                f"{m.rps / b.rps:.2f}x",
-                f"{b.p50_ms:.3f} ms",
-                f"{m.p50_ms:.3f} ms",
-                f"{m.p50_ms / b.p50_ms:.2f}x",
-                f"{m.p99_ms:.2f} ms",
-                str(m.errors),
-            ]
-        )
+        b = results["bare"][c]
+        for name in main_rows:
+            m = results[name][c]
+            rows.append(
+                [
+                    str(c),
+                    name,
+                    f"{b.rps:.0f}",
+                    f"{m.rps:.0f}",
+                    f"{m.rps / b.rps:.2f}x",
+                    f"{b.p50_ms:.3f} ms",
+                    f"{m.p50_ms:.3f} ms",
+                    f"{m.p50_ms / b.p50_ms:.2f}x",
+                    f"{m.p99_ms:.2f} ms",
+                    str(m.errors),
+                ]
+            )
     print(
         table(
             [
                 "connections",
+                "modelcore runs the model",
                 "bare req/s",
                 "modelcore req/s",
                 "ratio",
@@ -144,12 +163,9 @@ def main() -> None:
     print()
     print("at 64 connections, against the bare handler:")
     rows = []
-    for name in (
-        "modelcore",
-        "modelcore, no batching",
-        "modelcore, asyncio loop",
-        "modelcore, stdlib json",
-    ):
+    for name in results:
+        if name == "bare":
+            continue
         r = results[name][64]
         rows.append(
             [name, f"{r.rps:.0f}", f"{r.rps / results['bare'][64].rps:.2f}x", f"{r.p50_ms:.2f} ms"]

@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 import modelcore
 from modelcore.server import MANAGER
 
@@ -45,10 +47,15 @@ def picky(xs):
     return [float(x[0]) * 2 for x in xs]
 
 
-async def test_one_bad_input_fails_only_its_own_request(store_dir: Path, serve) -> None:
+@pytest.mark.parametrize(
+    ("where", "delay"), [("threads: 1", 50), ("isolation: inline", 50), ("isolation: inline", 0)]
+)
+async def test_one_bad_input_fails_only_its_own_request(
+    store_dir: Path, serve, where: str, delay: int
+) -> None:
     modelcore.deploy_python_closure(store_dir, "m", picky)
     client = await serve(
-        "- {name: m, model: m, threads: 1, batching: {max_batch_size: 16, max_delay_ms: 50}}"
+        f"- {{name: m, model: m, {where}, batching: {{max_batch_size: 16, max_delay_ms: {delay}}}}}"
     )
     values = [1.0, 2.0, -1.0, 3.0, 4.0]
     answers = await asyncio.gather(*(post(client, "/m/predict", {"input": [v]}) for v in values))
@@ -108,6 +115,19 @@ async def test_a_missed_slo_answers_the_default_and_drops_late_work(store_dir: P
     assert stats["dropped_late"] == 4 and stats["batches"] == 1
 
 
+async def test_a_missed_slo_without_batching_answers_the_default_in_time(
+    store_dir: Path, serve
+) -> None:
+    modelcore.deploy_python_closure(store_dir, "m", slow)
+    client = await serve("- {name: m, model: m, threads: 1, slo_ms: 100, default_output: late}")
+    started = time.monotonic()
+    status, body = await post(client, "/m/predict", {"input": [1.0]})
+    assert time.monotonic() - started < 0.25  # the model takes 0.3 s
+    assert status == 200 and body["output"] == "late" and body["default"] is True
+    stats = await (await client.get("/v2/apis/m")).json()
+    assert stats["slo_defaults"] == 1
+
+
 def counter():
     state = {"calls": 0}
 
@@ -135,3 +155,57 @@ async def test_prediction_cache_hits_and_never_crosses_versions(store_dir: Path,
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
     assert (await post(client, "/m/predict", {"input": [1.0]}))[1]["output"] == "v2"
+
+
+def where_it_ran(xs):
+    import threading
+    import time
+
+    if any(x[0] > 100 for x in xs):
+        time.sleep(0.01)  # over the inline budget
+    return [threading.current_thread().name for _ in xs]
+
+
+@pytest.mark.parametrize("batching", ["", ", batching: {max_batch_size: 8}"])
+async def test_inline_runs_on_the_loop_until_calls_are_too_slow(
+    store_dir: Path, serve, batching: str
+) -> None:
+    modelcore.deploy_python_closure(store_dir, "m", where_it_ran)
+    client = await serve(
+        f"- {{name: m, model: m, isolation: inline, inline_budget_ms: 5{batching}}}"
+    )
+    loop_thread = __import__("threading").current_thread().name
+    status, body = await post(client, "/m/predict", {"input": [1.0]})
+    assert status == 200 and body["output"] == loop_thread
+    model = await (await client.get("/v2/models/m")).json()
+    assert model["status"]["versions"][0]["inline"] is True
+    # One slow call is forgiven (a first call, the OS preempting the server); three are not.
+    for strike in range(3):
+        status, body = await post(client, "/m/predict", {"input": [500.0]})
+        assert status == 200 and body["output"] == loop_thread  # answered, then counted
+        if strike == 0:
+            status, body = await post(client, "/m/predict", {"input": [1.0]})
+            assert status == 200 and body["output"] == loop_thread
+    status, body = await post(client, "/m/predict", {"input": [1.0]})
+    assert status == 200 and body["output"].startswith("predict-m")
+    model = await (await client.get("/v2/models/m")).json()
+    assert model["status"]["versions"][0]["inline"] is False
+
+
+@pytest.mark.parametrize("delay_ms", [0, 20])
+async def test_inline_batches_what_arrived_while_the_loop_was_busy(
+    store_dir: Path, serve, delay_ms: int
+) -> None:
+    modelcore.deploy_python_closure(store_dir, "m", echo_with_batch_size)
+    client = await serve(
+        "- {name: m, model: m, isolation: inline, inline_budget_ms: 50,"
+        f" batching: {{max_batch_size: 8, max_delay_ms: {delay_ms}}}}}"
+    )
+    answers = await asyncio.gather(
+        *(post(client, "/m/predict", {"input": [float(i)]}) for i in range(24))
+    )
+    assert all(status == 200 for status, _ in answers)
+    assert [body["output"]["x"] for _, body in answers] == [float(i) for i in range(24)]
+    assert max(body["output"]["batch"] for _, body in answers) > 1
+    model = await (await client.get("/v2/models/m")).json()
+    assert model["status"]["versions"][0]["inline"] is True

@@ -215,3 +215,18 @@ async def test_an_answer_that_cannot_be_sent_back_fails_only_its_request(store_d
     assert (await post(client, "/u/predict", 1))[1]["output"] == 1.0
     entry = client.app[MANAGER].model_status("u")["versions"][0]
     assert entry["worker_restarts"] == 0
+
+
+async def test_isolation_inline_refuses_a_version_that_needs_a_worker(
+    store_dir: Path, serve
+) -> None:
+    modelcore.deploy_python_closure(store_dir, "p", crashy, pkgs_to_install=["six==1.16.0"])
+    client = await serve("- {name: p, model: p, isolation: inline}")
+    resp = await client.post("/p/predict", json={"input": [1.0]})
+    assert resp.status == 503
+    entry = client.app[MANAGER].model_status("p")["versions"][0]
+    assert entry["state"] == "failed"
+    assert (
+        "only a worker environment can have, and the spec says isolation: inline"
+        in (entry["error"])
+    )

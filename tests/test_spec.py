@@ -174,3 +174,16 @@ apis:
     assert (
         lines[3] == f"s.yaml:13: apis.3.handler: handler file {tmp_path}/absent.py does not exist"
     )
+
+
+def test_isolation_inline_is_checked() -> None:
+    inline = GOOD + "    isolation: inline\n"
+    api = parse_spec(inline + "    inline_budget_ms: 0.5\n", "specs/api.yaml").spec.apis[0]
+    assert (api.isolation, api.inline_budget_ms) == ("inline", 0.5)
+    assert "apis.0.isolation: replicas and environment need isolation: process" in _error(
+        inline + "    replicas: 2\n"
+    )
+    assert "apis.0.inline_budget_ms:" in _error(inline + "    inline_budget_ms: 0\n")
+    assert "apis.0.isolation: Input should be 'thread', 'process' or 'inline'" in _error(
+        GOOD + "    isolation: loop\n"
+    )

@@ -180,6 +180,7 @@ def _isolation(api: ApiSpec) -> dict[str, Any]:
         "env_requirements": list(env.requirements) if env else [],
         "env_python": env.python if env else None,
         "timeout": api.timeout_s,
+        "inline_budget_s": api.inline_budget_ms / 1000.0,
     }
 
 

@@ -261,8 +261,11 @@ class ApiSpec(_Strict):
     device: str = "cpu"
     threads: Annotated[int, Field(gt=0, le=256)] = 2
     """Threads predicting for this API's model at once."""
-    isolation: Literal["thread", "process"] | None = None
-    """``process`` runs the model in worker processes; unset, the backend decides."""
+    isolation: Literal["thread", "process", "inline"] | None = None
+    """``process`` runs the model in worker processes, ``inline`` on the event loop (for models
+    that answer in microseconds); unset, the backend decides (threads, or a worker)."""
+    inline_budget_ms: Annotated[float, Field(gt=0, le=100)] = 1.0
+    """With ``isolation: inline``: a call that takes longer moves the version to threads."""
     replicas: Annotated[int, Field(gt=0, le=64)] = 1
     """Worker processes per model version (with process isolation)."""
     environment: EnvironmentSpec | None = None
@@ -287,7 +290,9 @@ class ApiSpec(_Strict):
             raise _LocatedError(("model",), "an API needs a model, models, a handler or a pipeline")
         if self.pipeline is not None and len(given) > 1:
             raise _LocatedError(("pipeline",), f"a pipeline API takes no {given[0]} of its own")
-        if self.isolation == "thread" and (self.replicas > 1 or self.environment is not None):
+        if self.isolation in ("thread", "inline") and (
+            self.replicas > 1 or self.environment is not None
+        ):
             raise _LocatedError(
                 ("isolation",), "replicas and environment need isolation: process (or unset)"
             )

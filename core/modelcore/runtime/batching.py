@@ -2,7 +2,9 @@
 
 Requests queue; the batcher hands the backend as many queued inputs as the
 current batch limit allows, as soon as an executor thread is free (and after
-at most ``max_delay_ms`` of waiting for more). Results are split back to their
+at most ``max_delay_ms`` of waiting for more). An inline version
+(``isolation: inline``) runs its batch on the event loop, with everything
+that arrived while the loop was busy. Results are split back to their
 requests. A failed batch is retried one request at a time, so one bad input
 fails only its own request. A request whose deadline (its API's SLO) passed
 while it queued is dropped before it reaches the model: a late answer is never
@@ -90,18 +92,49 @@ class Batcher:
         self.last_batch_size = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._flush_scheduled = False
 
     def enqueue(
         self, inputs: list[Any], deadline: float | None = None
     ) -> asyncio.Future[list[Any]]:
         """Queue ``inputs`` (one request); the future holds their outputs."""
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
         self.queue.append(_Item(inputs, future, deadline))
         self.queued_inputs += len(inputs)
+        if self.lv.inline and self.config.max_delay_ms <= 0:
+            # One batch of everything that arrived in this turn of the loop, no task to wake.
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush_inline)
+            return future
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
         self._wake.set()
         return future
+
+    def _flush_inline(self) -> None:
+        """Run one batch on the event loop; what is left waits for the next turn of the loop."""
+        self._flush_scheduled = False
+        if not self.lv.inline:  # moved to threads since these were queued
+            if self._task is None:
+                self._task = asyncio.ensure_future(self._run())
+            self._wake.set()
+            return
+        items = self._take(asyncio.get_running_loop().time())
+        if items:
+            self._run_inline(items)
+        if self.queue:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_inline)
+
+    def _run_inline(self, items: list[_Item]) -> None:
+        self.running += 1
+        self._acquire(self.lv)
+        started = time.perf_counter()
+        job: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        job.set_result(self.lv.run_inline(_run_batch, self.lv, [i.inputs for i in items]))
+        self._done(job, items=items, started=started)
 
     def close(self) -> None:
         if self._task is not None:
@@ -124,6 +157,11 @@ class Batcher:
                     continue
             items = self._take(loop.time())
             if not items:
+                continue
+            if self.lv.inline:  # isolation: inline with max_delay_ms
+                self._run_inline(items)
+                if self.queue:
+                    await asyncio.sleep(0)  # answer these before the next batch
                 continue
             self.running += 1
             self._acquire(self.lv)

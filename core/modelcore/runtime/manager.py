@@ -10,6 +10,7 @@ A version that fails to load never replaces the one that serves.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 import time
@@ -392,6 +393,8 @@ class ModelManager:
             )
             lv.slot = slot
             lv.observer = self.observer
+            lv.inline = config.isolation == "inline" and not isinstance(backend, WorkerBackend)
+            lv.inline_budget = config.inline_budget_s
             if config.loader is None:
                 self._warm_up(lv)
         except BaseException:
@@ -413,13 +416,13 @@ class ModelManager:
         )
         if not wants_process:
             return backend
-        if config.isolation == "thread":
+        if config.isolation in ("thread", "inline"):
             raise StoreError(
                 f"backend {info.name!r} must run in a worker process, and the spec says "
-                "isolation: thread"
+                f"isolation: {config.isolation}"
                 if info.isolation == "process"
                 else f"version {version} needs packages ({', '.join(pkgs)}) that only a worker "
-                "environment can have, and the spec says isolation: thread"
+                f"environment can have, and the spec says isolation: {config.isolation}"
             )
         python = config.env_python
         requirements = [*info.requirements, *pkgs, *config.env_requirements]
@@ -601,10 +604,21 @@ class ModelManager:
         caller that resolved ``lv`` and submits without awaiting in between can
         never see it unloaded. With batching, the inputs join the version's
         queue; a ``deadline`` (event-loop time) drops them from the queue once
-        it passes (their future is then cancelled). Cancelling the future does
-        not stop a prediction that already runs.
+        it passes. The future is the caller's own: cancelling it, or setting an
+        exception on it (a timeout), ends the wait, never a prediction that
+        already runs, and the version stays loaded until that prediction ends.
         """
         slot: ModelSlot = lv.slot
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]]
+        if lv.inline and slot.config.batching is None:
+            # Nothing suspends between here and the answer: no queue, no hold to keep.
+            future = loop.create_future()
+            try:
+                future.set_result(lv.run_inline(lv.predict, inputs))
+            except Exception as exc:
+                future.set_exception(exc)
+            return future
         limit = slot.config.max_queue
         if limit is not None and slot.waiting >= limit + slot.concurrency:
             raise Overloaded(
@@ -613,7 +627,6 @@ class ModelManager:
             )
         slot.waiting += 1
         self.acquire(lv)
-        future: asyncio.Future[list[Any]]
         if slot.config.batching is not None:
             if lv.batcher is None:
                 lv.batcher = Batcher(
@@ -624,25 +637,51 @@ class ModelManager:
                     self.acquire,
                     self.release,
                 )
+            # The batcher holds the version while a batch runs; this hold covers the queue.
             future = lv.batcher.enqueue(inputs, deadline)
-        else:
+            future.add_done_callback(functools.partial(self._answered, slot, lv))
+            return future
+        try:
+            job = slot.executor.submit(lv.predict, inputs)
+        except RuntimeError:  # the model was removed and its executor shut down
+            self._answered(slot, lv, None)
+            raise ModelUnavailable(f"model {lv.name!r} is no longer served") from None
+        future = loop.create_future()
+
+        def relay(done: concurrent.futures.Future[list[Any]]) -> None:  # in the thread
             try:
-                future = asyncio.get_running_loop().run_in_executor(
-                    slot.executor, lv.predict, inputs
-                )
-            except RuntimeError:  # the model was removed and its executor shut down
-                slot.waiting -= 1
-                self.release(lv)
-                raise ModelUnavailable(f"model {lv.name!r} is no longer served") from None
+                loop.call_soon_threadsafe(self._finished, slot, lv, done, future)
+            except RuntimeError:  # the loop closed: the server has stopped
+                pass
 
-        def done(f: asyncio.Future[list[Any]]) -> None:
-            slot.waiting -= 1
-            self.release(lv)
-            if not f.cancelled():
-                f.exception()  # retrieved here: an owner that stopped waiting never will
-
-        future.add_done_callback(done)
+        job.add_done_callback(relay)
         return future
+
+    def _answered(
+        self, slot: ModelSlot, lv: LoadedVersion, future: asyncio.Future[Any] | None
+    ) -> None:
+        slot.waiting -= 1
+        self.release(lv)
+        if future is not None and not future.cancelled():
+            future.exception()  # retrieved here: an owner that stopped waiting never will
+
+    def _finished(
+        self,
+        slot: ModelSlot,
+        lv: LoadedVersion,
+        job: concurrent.futures.Future[list[Any]],
+        future: asyncio.Future[list[Any]],
+    ) -> None:
+        """A thread's prediction ended (on the loop): let the version go, answer if still asked."""
+        self._answered(slot, lv, None)
+        if future.done():  # timed out or its request went away
+            return
+        exc = job.exception()
+        if exc is not None:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: an owner that stopped waiting never will
+        else:
+            future.set_result(job.result())
 
     async def predict(
         self, lv: LoadedVersion, inputs: list[Any], deadline: float | None = None
@@ -694,6 +733,8 @@ class ModelManager:
     def _version_json(self, slot: ModelSlot, version: int) -> dict[str, Any]:
         entry = slot.status[version].to_json()
         lv = slot.copy_of(version)
+        if lv is not None and slot.config.isolation == "inline":
+            entry["inline"] = lv.inline  # False once a call went over the inline budget
         if lv is not None and isinstance(lv.model, WorkerPool):
             entry["workers"] = lv.model.pids()
             entry["worker_restarts"] = lv.model.restarts

@@ -38,6 +38,8 @@ class ModelConfig:
     timeout: float = 60.0
     batching: BatchingConfig | None = None
     max_queue: int | None = None
+    inline_budget_s: float = 0.001
+    """With ``isolation: inline``: a call that takes longer moves the version to threads."""
 
     @property
     def needs_manifest(self) -> bool:
@@ -92,10 +94,11 @@ class ModelSlot:
         self.done = 0
         self.removed = False
         self.disabled = False
-        self.failed: dict[int, str] = {}
-        self.on_demand: OrderedDict[int, None] = OrderedDict()
-        """Fingerprints of versions that failed to load, not retried until their files change."""
         """Unloaded through the repository API: stays unloaded until loaded again."""
+        self.failed: dict[int, str] = {}
+        """Fingerprints of versions that failed to load, not retried until their files change."""
+        self.on_demand: OrderedDict[int, None] = OrderedDict()
+        """Versions loaded because requests pinned them, oldest first."""
         self.waiting = 0
         """Requests accepted and not yet answered (for the queue limit)."""
 

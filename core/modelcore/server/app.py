@@ -194,6 +194,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if not startup.done():
         startup.cancel()
     app[TIMEOUTS].close()
+    for clipper in app[APIS].values():
+        clipper.close()
     await app[RELOADER].stop()
     await app[MANAGER].close()
     for handler_api, _models in app[HANDLERS]:

@@ -54,10 +54,23 @@ class ClipperApi:
         self.has_default = "default_output" in api.model_fields_set
         self.models = models
         self.single = models.single
-        self.slo_s = api.slo_ms / 1000.0 if api.slo_ms else None
+        self.timeouts = timeouts or RequestTimeouts(60.0)
+        # With an SLO, its deadline replaces the request timeout (and answers the default).
+        self.slo = (
+            RequestTimeouts(
+                min(api.slo_ms / 1000.0, self.timeouts.seconds),
+                DeadlinePassed,
+                f"no answer within the API's {api.slo_ms:g} ms SLO",
+            )
+            if api.slo_ms
+            else None
+        )
         self.cache = PredictionCache(api.cache.bytes) if api.cache else None
         self.slo_defaults = 0
-        self.timeouts = timeouts or RequestTimeouts(60.0)
+
+    def close(self) -> None:
+        if self.slo is not None:
+            self.slo.close()
 
     def _model(self, request: web.Request) -> str:
         """The model a request is for: the API's one model, or ``/<api>/<model>/predict``."""
@@ -116,15 +129,15 @@ class ClipperApi:
         if todo:
             pending = [inputs[i] for i in todo]
             # submit() holds the version before anything can suspend this request.
-            if self.slo_s is None:
+            if self.slo is None:
                 fresh = await self.timeouts.wait(self.manager.submit(lv, pending))
             else:
-                deadline = started + self.slo_s
-                left = deadline - asyncio.get_running_loop().time()
-                future = self.manager.submit(lv, pending, deadline)
+                deadline = started + self.slo.seconds
                 try:
-                    fresh = await asyncio.wait_for(asyncio.shield(future), left)
-                except (asyncio.TimeoutError, DeadlinePassed):
+                    fresh = await self.slo.wait(
+                        self.manager.submit(lv, pending, deadline), deadline
+                    )
+                except DeadlinePassed:
                     return None  # the late result is dropped, never queued behind others
             for i, out in zip(todo, fresh, strict=True):
                 outputs[i] = decoded = decode_output(out)
