@@ -61,6 +61,22 @@ def test_backends_resolve_to_their_own_plugin_without_fan_out() -> None:
     assert a.calls == ["echo_a"] and b.calls == []  # b's hook was never called
 
 
+def test_a_lone_predict_hook_is_called_directly_with_the_arguments_it_declares() -> None:
+    class Terse:
+        @hookimpl
+        def modelcore_backends(self):
+            return [BackendInfo(name="terse")]
+
+        @hookimpl
+        def modelcore_predict(self, inputs, backend):  # a subset, in its own order
+            return [f"{backend}:{x}" for x in inputs]
+
+    pm = get_plugin_manager(entry_points=False, extra=[Terse()])
+    backend = pm.backend("terse")
+    assert backend._direct_predict is not None  # no pluggy call per request
+    assert backend.predict("model", [1, 2]) == ["terse:1", "terse:2"]
+
+
 def test_hook_wrappers_still_apply_to_resolved_backends() -> None:
     seen: list[int] = []
 
@@ -71,7 +87,9 @@ def test_hook_wrappers_still_apply_to_resolved_backends() -> None:
             return (yield)
 
     pm = get_plugin_manager(entry_points=False, extra=[EchoPlugin("echo"), Timing()])
-    assert pm.backend("echo").predict(None, [1, 2, 3]) == ["echo:1", "echo:2", "echo:3"]
+    backend = pm.backend("echo")
+    assert backend._direct_predict is None  # through pluggy, so the wrapper sees the call
+    assert backend.predict(None, [1, 2, 3]) == ["echo:1", "echo:2", "echo:3"]
     assert seen == [3]
 
 

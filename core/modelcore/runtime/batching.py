@@ -100,14 +100,20 @@ class Batcher:
         """Queue ``inputs`` (one request); the future holds their outputs."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
-        self.queue.append(_Item(inputs, future, deadline))
-        self.queued_inputs += len(inputs)
+        item = _Item(inputs, future, deadline)
         if self.lv.inline and self.config.max_delay_ms <= 0:
-            # One batch of everything that arrived in this turn of the loop, no task to wake.
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                loop.call_soon(self._flush_inline)
+            if self._flush_scheduled:  # one batch of what else arrives in this turn
+                self.queue.append(item)
+                self.queued_inputs += len(inputs)
+                return future
+            # The first request of a turn of the loop is answered at once, as without
+            # batching; those that arrive after it in the same turn wait for the flush.
+            self._flush_scheduled = True
+            loop.call_soon(self._flush_inline)
+            self._run_inline([item])
             return future
+        self.queue.append(item)
+        self.queued_inputs += len(inputs)
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
         self._wake.set()
