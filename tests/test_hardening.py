@@ -14,9 +14,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import modelcore
+from modelcore.errors import ModelUnavailable
 from modelcore.plugins import get_plugin_manager
 from modelcore.server import MANAGER, create_app
 from modelcore.server.app import STARTUP
@@ -155,6 +157,31 @@ async def test_request_timeout_answers_504(store_dir: Path, serve) -> None:
     client = await serve("- {name: m, model: m}", server_yaml="server: {request_timeout_s: 0.1}")
     status, body, _ = await post(client, "/m/predict", {"input": [1.0]})
     assert status == 504 and "request timeout of 0.1s" in body["error"]
+
+
+async def test_a_timed_out_prediction_holds_its_version_until_its_thread_ends(
+    store_dir: Path, serve
+) -> None:
+    modelcore.deploy_python_closure(store_dir, "m", slow)
+    client = await serve("- {name: m, model: m}", server_yaml="server: {request_timeout_s: 0.1}")
+    status, _, _ = await post(client, "/m/predict", {"input": [1.0]})
+    assert status == 504
+    lv = client.app[MANAGER].slots["m"].latest
+    assert lv.inflight == 1  # the model still runs in its thread: the version must stay loaded
+    await asyncio.sleep(0.6)
+    assert lv.inflight == 0
+
+
+async def test_predictions_queued_at_shutdown_answer_unavailable(store_dir: Path, serve) -> None:
+    modelcore.deploy_python_closure(store_dir, "m", slow)
+    client = await serve("- {name: m, model: m, threads: 1}")
+    manager = client.app[MANAGER]
+    lv = await manager.resolve("m")
+    futures = [manager.submit(lv, [np.ones(1)]) for _ in range(3)]
+    await manager.close()
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert results[0] == ["done"]  # it was running: it finishes
+    assert all(isinstance(r, ModelUnavailable) for r in results[1:]), results
 
 
 @pytest.mark.slow

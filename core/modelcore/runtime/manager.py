@@ -676,6 +676,10 @@ class ModelManager:
         self._answered(slot, lv, None)
         if future.done():  # timed out or its request went away
             return
+        if job.cancelled():  # never started: the server is stopping
+            future.set_exception(ModelUnavailable(f"model {lv.name!r} is no longer served"))
+            future.exception()
+            return
         exc = job.exception()
         if exc is not None:
             future.set_exception(exc)
