@@ -135,12 +135,10 @@ class Batcher:
             asyncio.get_running_loop().call_soon(self._flush_inline)
 
     def _run_inline(self, items: list[_Item]) -> None:
-        self.running += 1
-        self._acquire(self.lv)
+        """One batch on the event loop (the loop holds nothing else while it runs)."""
         started = time.perf_counter()
-        job: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        job.set_result(self.lv.run_inline(_run_batch, self.lv, [i.inputs for i in items]))
-        self._done(job, items=items, started=started)
+        results = self.lv.run_inline(_run_batch, self.lv, [i.inputs for i in items])
+        self._answer(items, results, started)
 
     def close(self) -> None:
         if self._task is not None:
@@ -230,17 +228,22 @@ class Batcher:
         return items
 
     def _done(self, job: asyncio.Future[list[Any]], *, items: list[_Item], started: float) -> None:
+        """A batch in a thread ended (on the loop)."""
         self.running -= 1
         self._release(self.lv)
+        try:
+            results = job.result()
+        except BaseException as exc:  # the executor refused (shutting down)
+            results = [exc] * len(items)
+        self._answer(items, results, started)
+
+    def _answer(self, items: list[_Item], results: list[Any], started: float) -> None:
+        """Split a batch's results back to its requests, count it, and adapt the limit."""
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         size = sum(len(i.inputs) for i in items)
         self.batches += 1
         self.batched_inputs += size
         self.last_batch_size = size
-        try:
-            results = job.result()
-        except BaseException as exc:  # the executor refused (shutting down)
-            results = [exc] * len(items)
         for item, result in zip(items, results, strict=True):
             if item.future.done():
                 continue

@@ -14,8 +14,8 @@ from modelcore_pyspark.testing import probability_of_one, transform_pairs
 INPUTS = [np.array([0.1, 0.2]), np.array([0.9, 0.8]), np.array([0.5, 0.55])]
 
 
-class TestPipelineWithFunctionContract(BackendContract):
-    """Clipper's calling convention: ``func(spark, model, inputs)``."""
+class _TrainedPipeline(BackendContract):
+    """The trained pipeline of ``conftest.py`` as the contract's model."""
 
     backend = "pyspark"
     expected_format = "spark-ml"
@@ -27,34 +27,25 @@ class TestPipelineWithFunctionContract(BackendContract):
     def make_model(self) -> Any:
         return self.pipeline
 
-    def make_func(self) -> Any:
-        return probability_of_one
-
     def sample_inputs(self) -> list[Any]:
         return list(INPUTS)
+
+
+class TestPipelineWithFunctionContract(_TrainedPipeline):
+    """Clipper's calling convention: ``func(spark, model, inputs)``."""
+
+    def make_func(self) -> Any:
+        return probability_of_one
 
     def expected_outputs(self, inputs: list[Any]) -> list[Any]:
         return probability_of_one(get_spark(), self.pipeline, inputs)
 
 
-class TestPipelineDefaultPredictContract(BackendContract):
+class TestPipelineDefaultPredictContract(_TrainedPipeline):
     """No function: the default predict answers prediction and probability per input."""
-
-    backend = "pyspark"
-    expected_format = "spark-ml"
-
-    @pytest.fixture(autouse=True)
-    def _pipeline(self, trained: Any) -> None:
-        self.pipeline = trained.v1
-
-    def make_model(self) -> Any:
-        return self.pipeline
 
     def make_func(self) -> Any:
         return None
-
-    def sample_inputs(self) -> list[Any]:
-        return list(INPUTS)
 
     def expected_outputs(self, inputs: list[Any]) -> list[Any]:
         return transform_pairs(get_spark(), self.pipeline, inputs)
