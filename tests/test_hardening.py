@@ -71,6 +71,34 @@ async def test_metrics_count_requests_loads_swaps_batches_and_cache(store_dir: P
     assert 'modelcore_models_loaded{model="m"}' in text
 
 
+async def test_every_route_is_metered_and_unmatched_requests_answer_json(
+    store_dir: Path, serve
+) -> None:
+    modelcore.deploy_python_closure(store_dir, "m", const(1))
+    client = await serve("- {name: m, model: m}")
+    assert (await post(client, "/m/predict", {"input": [1.0]}))[0] == 200
+    assert (await client.get("/v2/models/m")).status == 200
+    assert (await client.get("/v2/models/nobody")).status == 404
+    resp = await client.get("/m/predict")  # the route exists, not for GET
+    assert resp.status == 405 and resp.headers["Allow"] == "POST"
+    assert (await resp.json())["error"] == "Method Not Allowed"
+    resp = await client.delete("/v2/health/live")
+    assert resp.status == 405 and set(resp.headers["Allow"].split(",")) == {"GET", "HEAD"}
+    resp = await client.post("/nowhere/at/all", data=b"{}")
+    assert resp.status == 404 and resp.content_type == "application/json"
+    assert (await resp.json())["error"] == "no route POST /nowhere/at/all"
+    resp = await client.get("/")
+    assert resp.status == 404 and (await resp.json())["error"] == "no route GET /"
+    text = await (await client.get("/metrics")).text()
+    assert 'modelcore_requests_total{code="200",model="",route="/m/predict"} 1.0' in text
+    assert 'modelcore_requests_total{code="200",model="m",route="/v2/models/{name}"} 1.0' in text
+    # a name that is not served is not a label: URLs cannot make series without bound
+    assert 'modelcore_requests_total{code="404",model="",route="/v2/models/{name}"} 1.0' in text
+    assert 'modelcore_requests_total{code="405",model="",route="unmatched"} 2.0' in text
+    assert 'modelcore_requests_total{code="404",model="",route="unmatched"} 2.0' in text
+    assert 'modelcore_request_seconds_count{route="/m/predict"} 1.0' in text
+
+
 async def test_repository_unload_keeps_a_model_unloaded_until_loaded(
     store_dir: Path, serve
 ) -> None:

@@ -1,7 +1,7 @@
 """One error hierarchy. Each error carries the HTTP status it answers with.
 
 The message of a :class:`ModelcoreError` is shown to users as it is: by the
-server's error middleware as ``{"error": message, "cause": cause}`` and by the
+server's error layer (every route) as ``{"error": message, "cause": cause}`` and by the
 CLI as one line with a non-zero exit.
 """
 

@@ -7,12 +7,13 @@ returns the process-wide one, built on first use.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata as md
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -150,9 +151,9 @@ class Backend:
         # predict runs on every request: with no hook wrapper around it, call the one
         # implementation directly, as pluggy would (its declared arguments, in order).
         impls = self._predict.get_hookimpls()
-        self._direct_predict: tuple[Callable[..., Any], tuple[str, ...]] | None = None
+        self._direct_predict: Callable[[Any, list[Any]], list[Any]] | None = None
         if len(impls) == 1 and not (impls[0].hookwrapper or impls[0].wrapper):
-            self._direct_predict = (impls[0].function, tuple(impls[0].argnames))
+            self._direct_predict = _positional(impls[0].function, impls[0].argnames, self.name)
 
     def __repr__(self) -> str:
         return f"<Backend {self.name} from {self.plugin_name}>"
@@ -181,9 +182,7 @@ class Backend:
         """Predict a batch; the caller checks that a list as long as ``inputs`` came back."""
         direct = self._direct_predict
         if direct is not None:
-            function, names = direct
-            given = {"backend": self.name, "model": model, "inputs": inputs}
-            return function(*[given[name] for name in names])
+            return direct(model, inputs)
         return self._predict(backend=self.name, model=model, inputs=inputs)
 
     def place(self, model: Any, device: str) -> Any:
@@ -192,6 +191,24 @@ class Backend:
 
     def unload(self, model: Any) -> bool:
         return bool(self._unload(backend=self.name, model=model))
+
+
+def _positional(
+    function: Callable[..., Any], names: Sequence[str], backend: str
+) -> Callable[[Any, list[Any]], list[Any]]:
+    """``function`` as ``f(model, inputs)``, fed the arguments it declares in its order (as
+    pluggy feeds a hook implementation), worked out once instead of on every call."""
+    names = tuple(names)
+    if names == ("model", "inputs"):
+        return function
+    if names == ("backend", "model", "inputs"):
+        return functools.partial(function, backend)
+
+    def call(model: Any, inputs: list[Any]) -> list[Any]:
+        given = {"backend": backend, "model": model, "inputs": inputs}
+        return function(*[given[n] for n in names])
+
+    return call
 
 
 _INSTALL_HINTS = {

@@ -493,6 +493,17 @@ class ModelManager:
             self._retire(slot, lv)
 
     # -- predictions -------------------------------------------------------------
+    def current(self, name: str) -> LoadedVersion | None:
+        """The version answering ``latest`` of ``name`` now, or ``None`` when :meth:`resolve`
+        has work to do (loading, or an error to raise): the common case without a coroutine."""
+        slot = self.slots.get(name)
+        if slot is None or slot.disabled:
+            return None
+        lv = slot.latest
+        if lv is not None:
+            self._touch(slot, lv)
+        return lv
+
     async def resolve(self, name: str, version: VersionRef = "latest") -> LoadedVersion:
         """The loaded version that answers ``version`` of ``name``, loading it when it must."""
         slot = self.slots.get(name)
@@ -595,6 +606,13 @@ class ModelManager:
                 if group is not None and group.cache_size is not None:
                     self._evict(group)
 
+    def answer_now(self, lv: LoadedVersion, inputs: list[Any]) -> list[Any] | None:
+        """The outputs at once when ``lv`` predicts on the event loop with no batch queue
+        (nothing suspends, so no hold to keep); ``None`` otherwise: then :meth:`submit`."""
+        if lv.inline and lv.slot.config.batching is None:
+            return lv.predict(inputs, inline=True)
+        return None
+
     def submit(
         self, lv: LoadedVersion, inputs: list[Any], deadline: float | None = None
     ) -> asyncio.Future[list[Any]]:
@@ -612,10 +630,9 @@ class ModelManager:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]]
         if lv.inline and slot.config.batching is None:
-            # Nothing suspends between here and the answer: no queue, no hold to keep.
             future = loop.create_future()
             try:
-                future.set_result(lv.run_inline(lv.predict, inputs))
+                future.set_result(lv.predict(inputs, inline=True))
             except Exception as exc:
                 future.set_exception(exc)
             return future

@@ -30,6 +30,7 @@ from modelcore.server.errors import json_response
 from modelcore.server.handlers import HandlerApi
 from modelcore.server.metrics import Metrics
 from modelcore.server.pipelines import PipelineApi
+from modelcore.server.routes import Routes
 from modelcore.server.security import Handler
 from modelcore.server.timeouts import RequestTimeouts
 from modelcore.spec import ApiSpec, LoadedSpec
@@ -81,11 +82,9 @@ def create_app(
         integrity=IntegrityPolicy(spec.server.verify_hashes, spec.server.require_signed, key),
         observer=metrics,
     )
-    app = web.Application(
-        client_max_size=spec.server.max_body_bytes,
-        # One layer: each aiohttp middleware costs every request a coroutine of its own.
-        middlewares=[metrics.middleware(lambda name: name in manager.slots)],
-    )
+    # No middleware: every route's handler is metered once, as it is added (routes.py).
+    app = web.Application(client_max_size=spec.server.max_body_bytes)
+    routes = Routes(app, metrics, lambda name: name in manager.slots)
     predict_token = security.token(spec.server.predict_token, security.PREDICT_ENV)
     admin_token = security.token(spec.server.admin_token, security.ADMIN_ENV)
     listening = host or spec.server.host
@@ -123,14 +122,14 @@ def create_app(
             app[EXECUTORS].append(executor)
             steps = pipeline.build(loaded, api.name, api.pipeline, manager, executor)
             runner = PipelineApi(api, steps, input_types[api.input_type], query_ids, timeouts)
-            app.router.add_post(route, protect(runner.handle))
+            routes.post(route, protect(runner.handle))
             documented[route] = (api, False)
             continue
         if api.handler is not None:
             handler_api = HandlerApi(api)
             app[HANDLERS].append((handler_api, models))
-            app.router.add_post(route, protect(handler_api.post))
-            app.router.add_get(route, protect(handler_api.get))
+            routes.post(route, protect(handler_api.post))
+            routes.get(route, protect(handler_api.get))
             documented[route] = (api, False)
             continue
         clipper = ClipperApi(
@@ -144,21 +143,22 @@ def create_app(
         app[APIS][api.name] = clipper
         if models.single is None:
             route = f"/{api.name}/{{model}}/predict"
-        app.router.add_post(route, protect(clipper.handle))
+        routes.post(route, protect(clipper.handle))
         documented[route] = (api, models.single is None)
     v2.add_routes(
-        app,
+        routes,
         manager,
         lambda: all(h.instance is not None for h, _ in app[HANDLERS]),
         protect=protect,
         management=management,
         timeouts=timeouts,
     )
-    app.router.add_get("/v2/apis/{api}", _api_stats)
+    routes.get("/v2/apis/{api}", _api_stats)
     document = openapi.build(loaded, documented)
-    app.router.add_get("/openapi.json", functools.partial(_json_now, document))
+    routes.get("/openapi.json", functools.partial(_json_now, document))
     metrics.watch(manager, app[APIS])
-    app.router.add_get("/metrics", functools.partial(_metrics, metrics))
+    routes.get("/metrics", functools.partial(_metrics, metrics))
+    routes.close()
     app.cleanup_ctx.append(_lifecycle)
     return app
 

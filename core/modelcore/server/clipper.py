@@ -67,6 +67,7 @@ class ClipperApi:
         )
         self.cache = PredictionCache(api.cache.bytes) if api.cache else None
         self.slo_defaults = 0
+        self.version = parse_version(api.version)
 
     def close(self) -> None:
         if self.slo is not None:
@@ -82,28 +83,40 @@ class ClipperApi:
         raise NotFound(f"API {self.api.name!r} serves no model {name!r}")
 
     async def handle(self, request: web.Request) -> web.Response:
-        started = asyncio.get_running_loop().time()
-        model = self._model(request)
-        body = await request.read()
-        data = parse_body(body)
-        version = parse_version(data.get("version", self.api.version))
+        started = asyncio.get_running_loop().time() if self.slo is not None else 0.0
+        model = self.single or self._model(request)
+        data = parse_body(await request.read())
+        version = parse_version(data["version"]) if "version" in data else self.version
         inputs, batch = request_inputs(data, self.decode, self.api)
+        lv = self.manager.current(model) if version == "latest" else None
+        if lv is None:
+            try:
+                lv = await self.manager.resolve(model, version)
+            except ModelUnavailable as exc:
+                if not self.has_default:
+                    raise
+                return self._defaults(len(inputs), batch, exc.message)
+        if self.cache is None and self.slo is None:
+            fresh = self.manager.answer_now(lv, inputs)
+            if fresh is None:
+                # submit() holds the version before anything can suspend this request.
+                fresh = await self.timeouts.wait(self.manager.submit(lv, inputs))
+            outputs = [out if type(out) is not str else decode_output(out) for out in fresh]
+        else:
+            answered = await self._outputs(lv, inputs, started)
+            if answered is None:
+                self.slo_defaults += len(inputs)
+                why = f"no answer within the API's {self.api.slo_ms:g} ms SLO"
+                return self._defaults(len(inputs), batch, why)
+            outputs = answered
+        ids = self.query_ids
         try:
-            lv = await self.manager.resolve(model, version)
-        except ModelUnavailable as exc:
-            if not self.has_default:
-                raise
-            return self._defaults(len(inputs), batch, exc.message)
-        outputs = await self._outputs(lv, inputs, started)
-        if outputs is None:
-            self.slo_defaults += len(inputs)
-            why = f"no answer within the API's {self.api.slo_ms:g} ms SLO"
-            return self._defaults(len(inputs), batch, why)
-        results = [
-            {"query_id": next(self.query_ids), "output": out, "default": False} for out in outputs
-        ]
-        try:
-            return json_response({"batch_predictions": results} if batch else results[0])
+            if not batch:
+                return json_response(
+                    {"query_id": next(ids), "output": outputs[0], "default": False}
+                )
+            results = [{"query_id": next(ids), "output": out, "default": False} for out in outputs]
+            return json_response({"batch_predictions": results})
         except TypeError as exc:
             raise PredictionError(f"model {model} v{lv.version}: {exc}") from None
 
@@ -180,26 +193,29 @@ def request_inputs(
     data: dict[str, Any], decode: Callable[[Any], Any], api: ApiSpec
 ) -> tuple[list[Any], bool]:
     """The decoded list of inputs of a Clipper request, and whether it was a batch."""
-
-    def one(value: Any, index: int | None) -> Any:
-        try:
-            return decode(value)
-        except BadRequest as exc:
-            where = f"input_batch[{index}]" if index is not None else "input"
-            raise BadRequest(
-                f"{where}: {exc.message} (API {api.name!r} takes {api.input_type})"
-            ) from None
-
     if "input" in data:
         if "input_batch" in data:
             raise BadRequest('send either "input" or "input_batch", not both')
-        return [one(data["input"], None)], False
+        try:
+            return [decode(data["input"])], False
+        except BadRequest as exc:
+            raise _input_error(exc, "input", api) from None
     if "input_batch" in data:
         raw = data["input_batch"]
         if not isinstance(raw, list) or not raw:
             raise BadRequest('"input_batch" must be a non-empty JSON array of inputs')
-        return [one(x, i) for i, x in enumerate(raw)], True
+        decoded = []
+        for i, value in enumerate(raw):
+            try:
+                decoded.append(decode(value))
+            except BadRequest as exc:
+                raise _input_error(exc, f"input_batch[{i}]", api) from None
+        return decoded, True
     raise BadRequest('the body needs "input" (one input) or "input_batch" (a list of inputs)')
+
+
+def _input_error(exc: BadRequest, where: str, api: ApiSpec) -> BadRequest:
+    return BadRequest(f"{where}: {exc.message} (API {api.name!r} takes {api.input_type})")
 
 
 def parse_body(body: bytes, keys: frozenset[str] = _KEYS) -> dict[str, Any]:
@@ -211,8 +227,8 @@ def parse_body(body: bytes, keys: frozenset[str] = _KEYS) -> dict[str, Any]:
         raise BadRequest(f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest('the body must be a JSON object with "input" or "input_batch"')
-    unknown = data.keys() - keys
-    if unknown:
+    if not keys.issuperset(data):
+        unknown = data.keys() - keys
         allowed = ", ".join(f'"{k}"' for k in sorted(keys))
         raise BadRequest(
             f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; allowed: {allowed}"

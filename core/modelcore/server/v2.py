@@ -21,6 +21,7 @@ from modelcore.errors import BadRequest, ModelUnavailable, NotFound
 from modelcore.runtime import LoadedVersion, ModelManager
 from modelcore.server import oip
 from modelcore.server.errors import error_response, json_response
+from modelcore.server.routes import Routes
 from modelcore.server.security import Handler
 from modelcore.server.timeouts import RequestTimeouts
 from modelcore.store.layout import parse_version
@@ -29,7 +30,7 @@ EXTENSIONS = ["model_repository", "binary_tensor_data", "classification_free"]
 
 
 def add_routes(
-    app: web.Application,
+    routes: Routes,
     manager: ModelManager,
     others_ready: Callable[[], bool] = lambda: True,
     *,
@@ -117,18 +118,17 @@ def add_routes(
         await manager.unload_model(name)
         return json_response({"name": name, "unloaded": True})
 
-    router = app.router
     if management is not None:
-        router.add_post("/v2/repository/models/{name}/load", management(load))
-        router.add_post("/v2/repository/models/{name}/unload", management(unload))
-    router.add_get("/v2", server_metadata)
-    router.add_get("/v2/health/live", live)
-    router.add_get("/v2/health/ready", ready)
-    router.add_post("/v2/repository/index", repository_index)
+        routes.post("/v2/repository/models/{name}/load", management(load))
+        routes.post("/v2/repository/models/{name}/unload", management(unload))
+    routes.get("/v2", server_metadata)
+    routes.get("/v2/health/live", live)
+    routes.get("/v2/health/ready", ready)
+    routes.post("/v2/repository/index", repository_index)
     for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
-        router.add_get(base, metadata)
-        router.add_get(base + "/ready", model_ready)
-        router.add_post(base + "/infer", protect(infer))
+        routes.get(base, metadata)
+        routes.get(base + "/ready", model_ready)
+        routes.post(base + "/infer", protect(infer))
 
 
 def _target(request: web.Request) -> tuple[str, int | None]:
