@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 import modelcore
+from modelcore.runtime import LoadedVersion
+from modelcore.runtime.loaded import AUTO_INLINE_CALLS, AUTO_INLINE_UNDER, INLINE_STRIKES
 from modelcore.server import MANAGER
 
 
@@ -190,6 +192,76 @@ async def test_inline_runs_on_the_loop_until_calls_are_too_slow(
     assert status == 200 and body["output"].startswith("predict-m")
     model = await (await client.get("/v2/models/m")).json()
     assert model["status"]["versions"][0]["inline"] is False
+
+
+@pytest.mark.parametrize("batching", ["", ", batching: {max_batch_size: 8}"])
+async def test_unset_isolation_moves_a_fast_model_onto_the_loop_and_back_for_good(
+    store_dir: Path, serve, batching: str
+) -> None:
+    modelcore.deploy_python_closure(store_dir, "m", where_it_ran)
+    client = await serve(f"- {{name: m, model: m, inline_budget_ms: 5{batching}}}")
+    loop_thread = __import__("threading").current_thread().name
+
+    async def ran_where() -> str:
+        status, body = await post(client, "/m/predict", {"input": [1.0]})
+        assert status == 200
+        return body["output"]
+
+    async def status() -> bool:
+        return (await (await client.get("/v2/models/m")).json())["status"]["versions"][0]["inline"]
+
+    places = [await ran_where()]
+    assert places[0].startswith("predict-m") and not await status()
+    while places[-1] != loop_thread:  # a run of fast calls in threads (a slow one restarts it)
+        assert len(places) < AUTO_INLINE_CALLS * 10
+        places.append(await ran_where())
+    assert len(places) > AUTO_INLINE_CALLS and await status()  # proved fast: on the event loop
+    assert all(p == loop_thread for p in [await ran_where() for _ in range(20)])
+    for _ in range(INLINE_STRIKES):  # then slow calls move it back to threads
+        assert (await post(client, "/m/predict", {"input": [500.0]}))[0] == 200
+    places = [await ran_where() for _ in range(AUTO_INLINE_CALLS + 20)]
+    assert all(p.startswith("predict-m") for p in places) and not await status()  # for good
+
+
+async def test_isolation_thread_keeps_a_fast_model_in_threads(store_dir: Path, serve) -> None:
+    modelcore.deploy_python_closure(store_dir, "m", where_it_ran)
+    client = await serve("- {name: m, model: m, isolation: thread}")
+    for _ in range(AUTO_INLINE_CALLS + 20):
+        status, body = await post(client, "/m/predict", {"input": [1.0]})
+        assert status == 200 and body["output"].startswith("predict-m")
+    model = await (await client.get("/v2/models/m")).json()
+    assert model["status"]["versions"][0]["inline"] is False
+
+
+def test_a_run_of_fast_calls_promotes_with_slack_and_none_over_budget() -> None:
+    def fresh() -> LoadedVersion:
+        lv = LoadedVersion("m", 1, backend=None, model=None, manifest=None)  # type: ignore[arg-type]
+        lv.auto_inline = True
+        return lv
+
+    fast, slowish, over_budget = AUTO_INLINE_UNDER / 2, AUTO_INLINE_UNDER * 2, 0.002
+    lv = fresh()
+    for i in range(AUTO_INLINE_CALLS):
+        lv._ran_in_thread(slowish if i % 20 == 0 else fast)  # within the slack
+    assert lv.inline
+    lv = fresh()
+    for i in range(AUTO_INLINE_CALLS * 3):
+        lv._ran_in_thread(slowish if i % 10 == 0 else fast)  # more than the slack: never
+    assert not lv.inline
+    lv = fresh()
+    for _ in range(AUTO_INLINE_CALLS - 1):
+        lv._ran_in_thread(fast)
+    lv._ran_in_thread(over_budget)  # one call over the inline budget starts the run again
+    for _ in range(AUTO_INLINE_CALLS - 1):
+        lv._ran_in_thread(fast)
+    assert not lv.inline
+    lv._ran_in_thread(fast)
+    assert lv.inline
+    lv = fresh()
+    lv.auto_inline = False  # isolation: thread, or moved back after strikes
+    for _ in range(AUTO_INLINE_CALLS * 2):
+        lv._ran_in_thread(fast)
+    assert not lv.inline
 
 
 @pytest.mark.parametrize("delay_ms", [0, 20])

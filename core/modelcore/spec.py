@@ -262,10 +262,12 @@ class ApiSpec(_Strict):
     threads: Annotated[int, Field(gt=0, le=256)] = 2
     """Threads predicting for this API's model at once."""
     isolation: Literal["thread", "process", "inline"] | None = None
-    """``process`` runs the model in worker processes, ``inline`` on the event loop (for models
-    that answer in microseconds); unset, the backend decides (threads, or a worker)."""
+    """``process`` runs the model in worker processes, ``thread`` in the server's threads,
+    ``inline`` on the event loop (for models that answer in microseconds); unset, the backend
+    decides (threads, or a worker), and a model in threads that proves it answers in
+    microseconds moves onto the event loop."""
     inline_budget_ms: Annotated[float, Field(gt=0, le=100)] = 1.0
-    """With ``isolation: inline``: a call that takes longer moves the version to threads."""
+    """On the event loop: three calls within 1,000 that take longer move the version to threads."""
     replicas: Annotated[int, Field(gt=0, le=64)] = 1
     """Worker processes per model version (with process isolation)."""
     environment: EnvironmentSpec | None = None

@@ -26,6 +26,14 @@ INLINE_STRIKES = 3
 """Inline calls over the budget, within :data:`INLINE_WINDOW` calls, that move a version to threads."""
 INLINE_WINDOW = 1000
 
+AUTO_INLINE_UNDER = 0.00005
+"""With ``isolation`` unset, a version whose calls take less than this (seconds) moves onto the
+event loop: a tenth of what the hand-off to a thread and back costs a request on a small VM."""
+AUTO_INLINE_CALLS = 200
+"""Calls in a row (in threads) that must prove a version fast before it moves onto the loop."""
+AUTO_INLINE_SLACK = 10
+"""Calls of such a run that may take longer (the OS or the GIL delayed them), never over budget."""
+
 
 class VersionState(str, enum.Enum):
     AVAILABLE = "available"  # in the store, not loaded
@@ -69,6 +77,9 @@ class LoadedVersion:
 
     __slots__ = (
         "__weakref__",  # the server caches per-version facts in weak maps
+        "auto_calls",
+        "auto_inline",
+        "auto_slow",
         "backend",
         "batcher",
         "fingerprint",
@@ -121,6 +132,10 @@ class LoadedVersion:
         """Seconds an inline call may take without counting as a strike."""
         self.inline_calls = 0
         self.inline_strikes = 0
+        self.auto_inline = False
+        """``isolation`` unset: calls in threads are watched, and a fast version moves inline."""
+        self.auto_calls = 0
+        self.auto_slow = 0
 
     def __repr__(self) -> str:
         return f"<LoadedVersion {self.name} v{self.version} ({self.backend.name})>"
@@ -148,6 +163,8 @@ class LoadedVersion:
             elapsed = time.perf_counter() - started
             if inline:
                 self._ran_inline(elapsed)
+            elif self.auto_inline:
+                self._ran_in_thread(elapsed)
         self.observer.predicted(self.name, self.version, len(inputs), elapsed)
         return check_outputs(self.name, self.version, inputs, outputs)
 
@@ -179,7 +196,7 @@ class LoadedVersion:
                 elapsed * 1000.0,
             )
             if self.inline_strikes >= INLINE_STRIKES:
-                self.inline = False
+                self.inline = self.auto_inline = False
                 log.warning(
                     "model %s v%s took %.2f ms on the event loop, its %d call over the "
                     "inline budget of %.2f ms in %d calls; its predictions run in threads "
@@ -193,6 +210,30 @@ class LoadedVersion:
                 )
         if self.inline_calls >= INLINE_WINDOW:
             self.inline_calls = self.inline_strikes = 0
+
+    def _ran_in_thread(self, elapsed: float) -> None:
+        """Watch a call in a thread (``isolation`` unset): a run of fast ones moves the version
+        onto the event loop, where :meth:`_ran_inline`'s rule moves it back for good if it slows.
+
+        Called from predict threads: the counters may miss a call when two threads finish at
+        once, which only makes the run a little longer.
+        """
+        if elapsed > AUTO_INLINE_UNDER:
+            self.auto_slow += 1
+            if elapsed > self.inline_budget or self.auto_slow > AUTO_INLINE_SLACK:
+                self.auto_calls = self.auto_slow = 0  # not this run
+                return
+        self.auto_calls += 1
+        if self.auto_calls >= AUTO_INLINE_CALLS and self.auto_inline and not self.inline:
+            self.inline_calls = self.inline_strikes = 0
+            self.inline = True
+            log.info(
+                "model %s v%s answers in under %.3f ms; it predicts on the event loop from now "
+                "on (isolation: thread keeps a model in threads)",
+                self.name,
+                self.version,
+                AUTO_INLINE_UNDER * 1000.0,
+            )
 
     def unload(self) -> None:
         if self.unloaded:

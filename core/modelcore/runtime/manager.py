@@ -393,7 +393,10 @@ class ModelManager:
             )
             lv.slot = slot
             lv.observer = self.observer
-            lv.inline = config.isolation == "inline" and not isinstance(backend, WorkerBackend)
+            in_process = not isinstance(backend, WorkerBackend)
+            lv.inline = config.isolation == "inline" and in_process
+            # Unset: threads, until the version proves it answers faster than a hand-off.
+            lv.auto_inline = config.isolation is None and in_process and config.loader is None
             lv.inline_budget = config.inline_budget_s
             if config.loader is None:
                 self._warm_up(lv)
@@ -754,8 +757,8 @@ class ModelManager:
     def _version_json(self, slot: ModelSlot, version: int) -> dict[str, Any]:
         entry = slot.status[version].to_json()
         lv = slot.copy_of(version)
-        if lv is not None and slot.config.isolation == "inline":
-            entry["inline"] = lv.inline  # False once a call went over the inline budget
+        if lv is not None and not isinstance(lv.backend, WorkerBackend):
+            entry["inline"] = lv.inline  # whether it predicts on the event loop now
         if lv is not None and isinstance(lv.model, WorkerPool):
             entry["workers"] = lv.model.pids()
             entry["worker_restarts"] = lv.model.restarts
