@@ -7,9 +7,11 @@ a bare aiohttp handler that parses the same JSON, makes the same numpy array,
 calls the same function inline and encodes the same answer (the baseline,
 bench/_bare_server.py). wrk loads each from a separate process at 1, 8 and
 64 connections. modelcore batches concurrent requests and runs predictions
-in a thread (the default: one thread hop serves many requests) or, with
-``isolation: inline``, on the event loop as the bare handler does. Also
-measured at 64: without batching, with the standard event loop instead of
+as its default does (``isolation`` unset: threads, until the model proves it
+answers in microseconds, then on the event loop), always in a thread
+(``isolation: thread``: one thread hop serves many requests), or on the event
+loop from the first call (``isolation: inline``), as the bare handler does.
+Also measured at 64: without batching, with the standard event loop instead of
 uvloop, and with the standard json module.
 """
 
@@ -21,6 +23,7 @@ import json
 import os
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +62,12 @@ def _median(loads: list[Any]) -> Any:
     return sorted(loads, key=lambda load: load.rps)[len(loads) // 2]
 
 
+def _runs_inline(base: str) -> bool:
+    """Whether the served version of ``m`` predicts on the event loop now."""
+    with urllib.request.urlopen(f"{base}/v2/models/m", timeout=10) as resp:
+        return bool(json.load(resp)["status"]["versions"][-1].get("inline"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -68,8 +77,9 @@ def main() -> None:
     args = parser.parse_args()
     body = json.dumps({"input": [0.5] * 16}).encode()
     batching = ", batching: {max_batch_size: 64}"
+    threads = ", isolation: thread" + batching
     inline = ", isolation: inline" + batching
-    main_rows = {"threads": batching, "inline": inline}
+    main_rows = {"default": batching, "threads": threads, "inline": inline}
     results: dict[str, dict[int, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -97,11 +107,12 @@ def main() -> None:
                         rounds[name].setdefault(c, []).append(load)
             for name, per_c in rounds.items():
                 results[name] = {c: _median(loads) for c, loads in per_c.items()}
+            where = _runs_inline(servers["default"].base)
         variants = {
-            "threads, no batching": ("", [], {}),
-            "inline, no batching": (", isolation: inline", [], {}),
-            "threads, asyncio loop (no uvloop)": (batching, ["--loop", "asyncio"], {}),
-            "threads, stdlib json (no orjson)": (batching, [], {"MODELCORE_JSON": "json"}),
+            "default, no batching": ("", [], {}),
+            "threads, no batching": (", isolation: thread", [], {}),
+            "default, asyncio loop (no uvloop)": (batching, ["--loop", "asyncio"], {}),
+            "default, stdlib json (no orjson)": (batching, [], {"MODELCORE_JSON": "json"}),
         }
         for name, (extra, flags, env) in variants.items():
             old = {k: os.environ.get(k) for k in env}
@@ -110,6 +121,7 @@ def main() -> None:
                 spec = SPEC.format(store=work / "models", extra=extra)
                 (work / name.replace(" ", "_")).mkdir()
                 with modelcore_server(spec, work / name.replace(" ", "_"), *flags) as server:
+                    wrk(f"{server.base}/m/predict", body, 8, 1.0, 2)  # the default proves itself
                     results[name] = {64: wrk(f"{server.base}/m/predict", body, 64, args.seconds, 2)}
             finally:
                 for k, v in old.items():
@@ -121,8 +133,10 @@ def main() -> None:
     print(
         "baseline: a bare aiohttp handler doing the same parsing, model call and encoding, same run;\n"
         "each figure the median of --rounds alternating runs; modelcore with batching (max 64),\n"
-        "predictions in threads (the default) or inline on the event loop (isolation: inline)"
+        "predictions as by default (threads until the model proves fast, then the event loop),\n"
+        "always in threads (isolation: thread), or on the event loop (isolation: inline)"
     )
+    print(f"the default's model ran on the event loop at the end: {where}")
     print()
     rows = []
     for c in (1, 8, 64):
