@@ -162,6 +162,11 @@ def wrk(url: str, body: bytes, connections: int, seconds: float = 5.0, threads: 
     return Load(rps, p50, p99, errors)
 
 
+def median_run(loads: list[Load]) -> Load:
+    """The run with the median requests/s (its latencies come with it)."""
+    return sorted(loads, key=lambda load: load.rps)[len(loads) // 2]
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

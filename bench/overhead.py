@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Server, free_port, machine_line, modelcore_server, table, wrk
+from _common import Server, free_port, machine_line, median_run, modelcore_server, table, wrk
 
 import modelcore
 
@@ -55,11 +55,6 @@ server: {{port: PORT}}
 apis:
   - {{name: m, model: m, threads: 2{extra}}}
 """
-
-
-def _median(loads: list[Any]) -> Any:
-    """The run with the median requests/s (its latencies come with it)."""
-    return sorted(loads, key=lambda load: load.rps)[len(loads) // 2]
 
 
 def _runs_inline(base: str) -> bool:
@@ -106,7 +101,7 @@ def main() -> None:
                         load = wrk(f"{server.base}/m/predict", body, c, args.seconds, 2)
                         rounds[name].setdefault(c, []).append(load)
             for name, per_c in rounds.items():
-                results[name] = {c: _median(loads) for c, loads in per_c.items()}
+                results[name] = {c: median_run(loads) for c, loads in per_c.items()}
             where = _runs_inline(servers["default"].base)
         variants = {
             "default, no batching": ("", [], {}),

@@ -1,6 +1,6 @@
 """modelcore against MLServer (Seldon's server): the same two models, side by side.
 
-    .venv/bin/python bench/peers.py [--seconds 5] [--mlserver-env PATH] [--keep]
+    .venv/bin/python bench/peers.py [--seconds 5] [--rounds 3] [--mlserver-env PATH] [--keep]
 
 Models: the tiny numpy model of bench/overhead.py (a dot product of 16 numbers)
 and the PyTorch MLP of bench/batching.py (256 -> 1024 -> 1024 -> 10, CPU, one
@@ -17,7 +17,9 @@ Each server is queried through its own native JSON endpoint: modelcore's
 Clipper-style ``POST /<api>/predict`` with ``{"input": [...]}`` (the route its
 users call; modelcore also serves the same protocol as MLServer) and MLServer's Open Inference Protocol
 ``POST /v2/models/<name>/infer``. wrk loads each from a separate process at 1,
-8 and 64 connections after a 2 s warm-up; the servers never run at the same time.
+8 and 64 connections after a 2 s warm-up. Both servers stay up (one idles while the
+other is measured) and are measured in turns, --rounds times (default 3); each
+figure is the median round, as this machine is shared and noisy.
 
 MLServer is installed into its own virtual environment (pinned, with
 torch==2.13.0), in a temporary folder removed afterwards unless --keep, or at
@@ -40,7 +42,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Load, Server, free_port, machine_line, modelcore_server, table, wrk
+from _common import (
+    Load,
+    Server,
+    free_port,
+    machine_line,
+    median_run,
+    modelcore_server,
+    table,
+    wrk,
+)
 
 import modelcore
 
@@ -158,16 +169,12 @@ def post(url: str, body: bytes) -> dict:
         return json.loads(resp.read())
 
 
-def measure(url: str, body: bytes, seconds: float) -> dict[int, Load]:
-    wrk(url, body, 64, 2.0, 2)  # warm-up
-    return {c: wrk(url, body, c, seconds, 2) for c in CONNECTIONS}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--mlserver-env",
         type=Path,
@@ -209,12 +216,6 @@ def main() -> None:
         except RuntimeError as exc:
             print(log.read_text()[-3000:] if log.exists() else "", file=sys.stderr)
             raise SystemExit(f"MLServer did not start: {exc}") from exc
-        with server:
-            for name in MODELS:
-                url = f"{server.base}/v2/models/{name}/infer"
-                answers["mlserver"][name] = post(url, mls_bodies[name])["outputs"][0]["data"]
-                results["mlserver"][name] = measure(url, mls_bodies[name], args.seconds)
-
         from modelcore_pytorch import deploy_pytorch_model
 
         store = tmp / "modelcore" / "models"
@@ -226,12 +227,33 @@ def main() -> None:
             "  - {name: mlp, model: mlp, input_type: floats, threads: 1, slo_ms: 100,"
             " batching: {max_batch_size: 64, adaptive: true}}\n"
         )
-        with modelcore_server(spec, tmp / "modelcore") as server:
+        # This machine is shared and noisy: both servers stay up (idle while the other is
+        # measured) and are measured in turns, --rounds times; each figure is the median round.
+        with server, modelcore_server(spec, tmp / "modelcore") as mc:
+            urls = {
+                "mlserver": {n: f"{server.base}/v2/models/{n}/infer" for n in MODELS},
+                "modelcore": {n: f"{mc.base}/{n}/predict" for n in MODELS},
+            }
+            bodies = {"mlserver": mls_bodies, "modelcore": mc_bodies}
+            for who, per_model in urls.items():
+                for name, url in per_model.items():
+                    wrk(url, bodies[who][name], 64, 2.0, 2)  # warm-up
+            runs: dict[tuple[str, str, int], list[Load]] = {}
+            for _ in range(args.rounds):
+                for name in MODELS:
+                    for c in CONNECTIONS:
+                        for who, per_model in urls.items():
+                            load = wrk(per_model[name], bodies[who][name], c, args.seconds, 2)
+                            runs.setdefault((who, name, c), []).append(load)
+            for (who, name, c), loads in runs.items():
+                results[who].setdefault(name, {})[c] = median_run(loads)
+            # compared once warm: a cold first call may answer an SLO's default
             for name in MODELS:
-                url = f"{server.base}/{name}/predict"
-                out = post(url, mc_bodies[name])["output"]
+                answers["mlserver"][name] = post(urls["mlserver"][name], mls_bodies[name])[
+                    "outputs"
+                ][0]["data"]
+                out = post(urls["modelcore"][name], mc_bodies[name])["output"]
                 answers["modelcore"][name] = out if isinstance(out, list) else [out]
-                results["modelcore"][name] = measure(url, mc_bodies[name], args.seconds)
     finally:
         if args.keep:
             print(f"kept {tmp}")
@@ -260,7 +282,10 @@ def main() -> None:
         '(Open Inference Protocol), modelcore POST /<api>/predict ({"input": [...]}, '
         "its Clipper route)"
     )
-    print(f"wrk, 2 threads, {args.seconds:g} s per point after a 2 s warm-up; one row per request")
+    print(
+        f"wrk, 2 threads, {args.seconds:g} s per point after a 2 s warm-up; one row per request;"
+        f" servers measured in turns, each figure the median of {args.rounds} rounds"
+    )
     for name in MODELS:
         a, b = answers["mlserver"][name], answers["modelcore"][name]
         agree = len(a) == len(b) and all(
