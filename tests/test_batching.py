@@ -168,24 +168,32 @@ def where_it_ran(xs):
     return [threading.current_thread().name for _ in xs]
 
 
-@pytest.mark.parametrize("batching", ["", ", batching: {max_batch_size: 8}"])
+@pytest.mark.parametrize(
+    ("batching", "budget_ms", "slow_calls"),
+    [
+        ("", 5, INLINE_STRIKES),  # 10 ms calls: one strike each
+        (", batching: {max_batch_size: 8}", 5, INLINE_STRIKES),
+        ("", 0.5, 2),  # 10 ms is over ten budgets: five strikes each
+        (", batching: {max_batch_size: 8}", 0.5, 2),
+    ],
+)
 async def test_inline_runs_on_the_loop_until_calls_are_too_slow(
-    store_dir: Path, serve, batching: str
+    store_dir: Path, serve, batching: str, budget_ms: float, slow_calls: int
 ) -> None:
     modelcore.deploy_python_closure(store_dir, "m", where_it_ran)
     client = await serve(
-        f"- {{name: m, model: m, isolation: inline, inline_budget_ms: 5{batching}}}"
+        f"- {{name: m, model: m, isolation: inline, inline_budget_ms: {budget_ms}{batching}}}"
     )
     loop_thread = __import__("threading").current_thread().name
     status, body = await post(client, "/m/predict", {"input": [1.0]})
     assert status == 200 and body["output"] == loop_thread
     model = await (await client.get("/v2/models/m")).json()
     assert model["status"]["versions"][0]["inline"] is True
-    # One slow call is forgiven (a first call, the OS preempting the server); three are not.
-    for strike in range(3):
+    # Slow calls now and then are forgiven (the OS preempting the server); a run of them is not.
+    for strike in range(slow_calls):
         status, body = await post(client, "/m/predict", {"input": [500.0]})
         assert status == 200 and body["output"] == loop_thread  # answered, then counted
-        if strike == 0:
+        if strike < slow_calls - 1:
             status, body = await post(client, "/m/predict", {"input": [1.0]})
             assert status == 200 and body["output"] == loop_thread
     status, body = await post(client, "/m/predict", {"input": [1.0]})

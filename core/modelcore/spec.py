@@ -267,7 +267,8 @@ class ApiSpec(_Strict):
     decides (threads, or a worker), and a model in threads that proves it answers in
     microseconds moves onto the event loop."""
     inline_budget_ms: Annotated[float, Field(gt=0, le=100)] = 1.0
-    """On the event loop: three calls within 1,000 that take longer move the version to threads."""
+    """On the event loop: ten calls within 1,000 that take longer (two over ten times this) move
+    the version to threads for good."""
     replicas: Annotated[int, Field(gt=0, le=64)] = 1
     """Worker processes per model version (with process isolation)."""
     environment: EnvironmentSpec | None = None

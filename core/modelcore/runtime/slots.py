@@ -39,7 +39,7 @@ class ModelConfig:
     batching: BatchingConfig | None = None
     max_queue: int | None = None
     inline_budget_s: float = 0.001
-    """On the event loop: a call that takes longer is a strike (three move it to threads)."""
+    """On the event loop: a call that takes longer is a strike (``loaded.INLINE_STRIKES``)."""
 
     @property
     def needs_manifest(self) -> bool:
