@@ -48,11 +48,14 @@ if [ ! -x .venv-moto/bin/moto_server ]; then
 fi
 # MXNet 1.9.1 needs numpy<1.24: its tests (and deploying an mxnet model) run in .venv-mxnet.
 # No onnx there: `import mxnet` imports onnx when present and breaks on a numpy-2 onnx.
-if [ ! -x .venv-mxnet/bin/python ] || ! .venv-mxnet/bin/python -c "import mxnet, modelcore_mxnet" 2>/dev/null; then
+# Installed again whenever a pyproject.toml changed (as .venv is): the core's dependencies live
+# there too, and a stale environment fails only at import time.
+if [ ! -x .venv-mxnet/bin/python ]; then
     echo "setup: creating .venv-mxnet (mxnet 1.9.1, numpy 1.23)"
     "$PYTHON" -m venv .venv-mxnet
-    quiet_pip .venv-mxnet/bin/python -m pip install -q --disable-pip-version-check \
-        -e . -e "plugins/mxnet[framework,test]"
-    .venv-mxnet/bin/python -c "import mxnet, numpy; assert numpy.__version__.startswith('1.23')"
 fi
+echo "setup: installing modelcore and the mxnet plugin into .venv-mxnet"
+quiet_pip .venv-mxnet/bin/python -m pip install -q --disable-pip-version-check \
+    -e . -e "plugins/mxnet[framework,test]"
+.venv-mxnet/bin/python -c "import mxnet, modelcore_mxnet, numpy; assert numpy.__version__.startswith('1.23')"
 echo "$want" > "$stamp"
