@@ -181,8 +181,8 @@ class LoadedVersion:
         strikes within :data:`INLINE_WINDOW` calls move the version to threads
         for good. The clock is the wall clock, so the OS preempting the server
         during a call, or a garbage collection, makes a tiny model's call slow
-        now and then: measured on a busy 2-core VM, 0.1-0.3% of the calls of a
-        3 us model went over 1 ms, which this rule forgives (a rule of three
+        now and then: measured on a busy 2-core VM, up to 0.2% of the calls of
+        a 3 us model went over 1 ms, which this rule forgives (a rule of three
         strikes did not). A model that turns slow stalls the loop two to ten
         times, not on every request.
         """
