@@ -84,6 +84,8 @@ def main() -> None:
                 api = json.loads(resp.read())
             stats = api["batching"]["mlp"]
             defaults = api["slo_defaults"] - before
+            with urllib.request.urlopen(f"{server.base}/v2/models/mlp") as resp:
+                inline = json.loads(resp.read())["status"]["versions"][-1].get("inline")
     settled = max(1, round(stats["mean_batch_size"]))
     raw = rows_per_second(settled)
     raw1 = rows_per_second(1)
@@ -123,6 +125,7 @@ def main() -> None:
         f"(b) raw model in-process: {raw:.0f} rows/s at batch {settled} (mean batch the batcher "
         f"settled on; limit {stats['limit']}), {raw1:.0f} rows/s at batch 1"
     )
+    print(f"where the MLP ran at the end: {'the event loop' if inline else 'threads'}")
     total = mine.rps * args.seconds
     print(
         f"p99 {mine.p99_ms:.1f} ms against the SLO of {args.slo_ms:g} ms: "
