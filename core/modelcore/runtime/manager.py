@@ -612,9 +612,7 @@ class ModelManager:
     def answer_now(self, lv: LoadedVersion, inputs: list[Any]) -> list[Any] | None:
         """The outputs at once when ``lv`` predicts on the event loop with no batch queue
         (nothing suspends, so no hold to keep); ``None`` otherwise: then :meth:`submit`."""
-        if lv.inline and lv.slot.config.batching is None:
-            return lv.predict(inputs, inline=True)
-        return None
+        return lv.predict(inputs, inline=True) if _runs_now(lv) else None
 
     def submit(
         self, lv: LoadedVersion, inputs: list[Any], deadline: float | None = None
@@ -632,7 +630,7 @@ class ModelManager:
         slot: ModelSlot = lv.slot
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]]
-        if lv.inline and slot.config.batching is None:
+        if _runs_now(lv):
             future = loop.create_future()
             try:
                 future.set_result(lv.predict(inputs, inline=True))
@@ -763,3 +761,8 @@ class ModelManager:
             entry["workers"] = lv.model.pids()
             entry["worker_restarts"] = lv.model.restarts
         return entry
+
+
+def _runs_now(lv: LoadedVersion) -> bool:
+    """``lv`` predicts on the event loop with no batch queue: nothing suspends, no hold to keep."""
+    return lv.inline and lv.slot.config.batching is None
